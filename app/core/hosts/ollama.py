@@ -1,0 +1,401 @@
+"""The Ollama host: the only module that imports the ``ollama`` client.
+
+Every call has a deadline: a short connect timeout on the HTTP client, a total deadline
+on every request that is not a stream, and an idle deadline between the lines of a stream
+(a pull may run for hours, but a pull that says nothing for ``stream_idle`` seconds is
+dead). Every foreign exception is translated into a CorralError with the cause kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import httpx
+import ollama
+import pydantic
+
+from app.core.errors import (
+    BadResponse,
+    CapabilityMissing,
+    CorralError,
+    HostRequestFailed,
+    HostTimeout,
+    HostUnreachable,
+    InvalidInput,
+    ModelNotFound,
+    PullFailed,
+    StreamInterrupted,
+)
+from app.core.hosts.base import (
+    HostConfig,
+    HostHealth,
+    ModelDetail,
+    ModelInfo,
+    PullProgress,
+    RunningModel,
+)
+from app.core.models.progress import PullTracker
+
+T = TypeVar("T")
+
+_GO_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Deadlines in seconds.
+
+    Attributes:
+        connect: to open a TCP connection (short: a LAN host is there or it is not).
+        request: total time for an ordinary request (list, ps, show, delete, copy, version).
+        load: total time for loading a model into memory (big models on slow disks).
+        stream_idle: longest silence between two lines of a stream before it is declared dead.
+    """
+
+    connect: float = 3.0
+    request: float = 30.0
+    load: float = 300.0
+    stream_idle: float = 300.0
+
+
+def normalize_keep_alive(value: str | float | int) -> str | float:
+    """Check a keep_alive the way Ollama accepts it: a Go duration string or seconds."""
+    if isinstance(value, bool):
+        raise InvalidInput("keep_alive must be a duration such as '5m' or a number of seconds.")
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if _GO_DURATION.match(text):
+        return text
+    raise InvalidInput(
+        f"{value!r} is not a keep-alive duration: use e.g. '5m', '1h30m', '-1' (forever) or '0'."
+    )
+
+
+def _details(d: ollama.ListResponse.Model | ollama.ProcessResponse.Model) -> dict[str, str]:
+    det = d.details
+    if det is None:
+        return {"family": "", "parameter_size": "", "quantization": "", "format": ""}
+    return {
+        "family": det.family or "",
+        "parameter_size": det.parameter_size or "",
+        "quantization": det.quantization_level or "",
+        "format": det.format or "",
+    }
+
+
+class OllamaHost:
+    """An Ollama server reached over HTTP.
+
+    Attributes:
+        config: how to reach it.
+        timeouts: deadlines for its calls.
+        default_keep_alive: keep_alive sent by :meth:`load` when none is given.
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        *,
+        timeouts: Timeouts | None = None,
+        default_keep_alive: str | float = "5m",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.config = config
+        self.timeouts = timeouts or Timeouts()
+        self.default_keep_alive = normalize_keep_alive(default_keep_alive)
+        self._clock = clock
+        self._client: ollama.AsyncClient | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    # -- clients (created lazily, inside the running loop) ----------------------------
+    def _headers(self) -> dict[str, str]:
+        return dict(self.config.headers)
+
+    def _httpx_timeout(self) -> httpx.Timeout:
+        t = self.timeouts
+        return httpx.Timeout(connect=t.connect, read=None, write=t.request, pool=t.connect)
+
+    def _ollama(self) -> ollama.AsyncClient:
+        if self._client is None:
+            client = ollama.AsyncClient(
+                host=self.config.url, timeout=self._httpx_timeout(), headers=self._headers()
+            )
+            # The ollama client adds OLLAMA_API_KEY (a cloud credential) to every request
+            # when no Authorization header is given; never send it to a host that was not
+            # configured with it.
+            if not any(k.lower() == "authorization" for k, _ in self.config.headers):
+                client._client.headers.pop("authorization", None)
+            self._client = client
+        return self._client
+
+    def _raw(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.config.url,
+                headers=self._headers(),
+                timeout=self._httpx_timeout(),
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        client, http = self._client, self._http
+        self._client = self._http = None
+        if client is not None:
+            await client._client.aclose()
+        if http is not None:
+            await http.aclose()
+
+    # -- error translation ------------------------------------------------------------
+    def _translate(
+        self, exc: BaseException, *, action: str, model: str = "", deadline: float | None = None
+    ) -> CorralError:
+        name, url = self.config.name, self.config.url
+        if isinstance(exc, CorralError):
+            return exc
+        if isinstance(exc, ollama.ResponseError):
+            msg, status = str(exc.error).strip(), exc.status_code
+            if status == 404:
+                return ModelNotFound(
+                    f"{name} has no model named {model!r}." if model else f"{name}: {msg}.",
+                    host=name,
+                    model=model,
+                )
+            if status == 400 and "does not support" in msg:
+                capability = msg.rsplit("does not support", 1)[1].strip(" .")
+                return CapabilityMissing(
+                    f"{model or 'The model'} on {name} does not support {capability}.",
+                    host=name,
+                    model=model,
+                    capability=capability,
+                )
+            if status in (401, 403):
+                return HostRequestFailed(
+                    f"{name} refused access (HTTP {status}): check the host's headers or token.",
+                    host=name,
+                    status=status,
+                )
+            if status == -1:
+                return HostRequestFailed(
+                    f"{name} reported an error while {action}: {msg}.", host=name, status=200
+                )
+            return HostRequestFailed(
+                f"{name} could not {action}: {msg} (HTTP {status}).", host=name, status=status
+            )
+        if isinstance(exc, httpx.ConnectTimeout):
+            return HostUnreachable(
+                f"{name} at {url} did not accept a connection within {self.timeouts.connect:g} s.",
+                host=name,
+            )
+        if isinstance(exc, httpx.TimeoutException | TimeoutError):
+            limit = deadline if deadline is not None else self.timeouts.request
+            return HostTimeout(
+                f"{name} did not answer within {limit:g} s while {action}.", host=name
+            )
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+            return StreamInterrupted(f"{name} closed the connection while {action}.", host=name)
+        if isinstance(exc, httpx.ConnectError | ConnectionError | httpx.UnsupportedProtocol):
+            return HostUnreachable(
+                f"Cannot connect to {name} at {url}: is the server running and reachable?",
+                host=name,
+            )
+        if isinstance(exc, httpx.HTTPError | OSError):
+            return HostUnreachable(f"Network error talking to {name}: {exc}.", host=name)
+        if isinstance(
+            exc, pydantic.ValidationError | json.JSONDecodeError | ValueError | KeyError | TypeError
+        ):
+            return BadResponse(
+                f"{name} sent a reply Corral does not understand while {action}.", host=name
+            )
+        return CorralError(f"Unexpected error while {action} on {name}: {exc!r}.", host=name)
+
+    async def _call(
+        self,
+        action: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        model: str = "",
+        deadline: float | None = None,
+    ) -> T:
+        limit = deadline if deadline is not None else self.timeouts.request
+        try:
+            async with asyncio.timeout(limit):
+                return await fn()
+        except CorralError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, action=action, model=model, deadline=limit) from exc
+
+    @staticmethod
+    def _require_model(model: str) -> str:
+        name = (model or "").strip()
+        if not name:
+            raise InvalidInput("Enter a model name, for example llama3.2 or qwen3:0.6b.")
+        return name
+
+    # -- operations -------------------------------------------------------------------
+    async def version(self) -> str:
+        async def go() -> str:
+            r = await self._raw().get("/api/version")
+            if r.status_code != 200:
+                raise ollama.ResponseError(r.text, r.status_code)
+            version = r.json().get("version")
+            if not isinstance(version, str):
+                raise ValueError("no version in reply")
+            return version
+
+        return await self._call("asking for its version", go)
+
+    async def health(self) -> HostHealth:
+        start = self._clock()
+        try:
+            version = await self.version()
+        except CorralError as exc:
+            return HostHealth(online=False, checked_at=datetime.now(UTC), error=exc.message)
+        rtt_ms = (self._clock() - start) * 1000.0
+        return HostHealth(online=True, checked_at=datetime.now(UTC), version=version, rtt_ms=rtt_ms)
+
+    async def list_models(self) -> list[ModelInfo]:
+        resp = await self._call("listing models", lambda: self._ollama().list())
+        out = []
+        for m in resp.models:
+            out.append(
+                ModelInfo(
+                    name=m.model or "",
+                    size=int(m.size or 0),
+                    digest=m.digest or "",
+                    modified_at=m.modified_at,
+                    **_details(m),
+                )
+            )
+        return out
+
+    async def running_models(self) -> list[RunningModel]:
+        resp = await self._call("listing loaded models", lambda: self._ollama().ps())
+        return [
+            RunningModel(
+                name=m.model or m.name or "",
+                size=int(m.size or 0),
+                size_vram=int(m.size_vram or 0),
+                context_length=m.context_length,
+                expires_at=m.expires_at,
+                digest=m.digest or "",
+            )
+            for m in resp.models
+        ]
+
+    async def show(self, model: str) -> ModelDetail:
+        name = self._require_model(model)
+        r = await self._call(
+            f"reading details of {name}", lambda: self._ollama().show(name), model=name
+        )
+        det = r.details
+        info: dict[str, Any] = dict(r.modelinfo or {})
+        return ModelDetail(
+            name=name,
+            family=(det.family or "") if det else "",
+            parameter_size=(det.parameter_size or "") if det else "",
+            quantization=(det.quantization_level or "") if det else "",
+            format=(det.format or "") if det else "",
+            parameters=r.parameters or "",
+            template=r.template or "",
+            license=r.license or "",
+            modelfile=r.modelfile or "",
+            capabilities=tuple(r.capabilities or ()),
+            model_info=MappingProxyType(info),
+            modified_at=r.modified_at,
+        )
+
+    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+        name = self._require_model(model)
+        tracker = PullTracker(name)
+        host = self.config.name
+        action = f"pulling {name}"
+        try:
+            stream = await self._ollama().pull(name, stream=True)
+            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                while True:
+                    try:
+                        async with asyncio.timeout(self.timeouts.stream_idle):
+                            part = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    yield tracker.update(part.status or "", part.digest, part.total, part.completed)
+        except (HostUnreachable, InvalidInput):
+            raise
+        except ollama.ResponseError as exc:
+            reason = str(exc.error).strip()
+            if "file does not exist" in reason:
+                reason = f"the registry has no model named {name!r} ({reason})"
+            raise PullFailed(
+                f"Pull of {name} on {host} failed: {reason}.", host=host, model=name
+            ) from exc
+        except TimeoutError as exc:
+            raise PullFailed(
+                f"Pull of {name} on {host} failed: no progress for "
+                f"{self.timeouts.stream_idle:g} s.",
+                host=host,
+                model=name,
+            ) from exc
+        except Exception as exc:
+            err = self._translate(exc, action=action, model=name)
+            if isinstance(err, HostUnreachable):
+                raise err from exc
+            if isinstance(err, StreamInterrupted):
+                raise PullFailed(
+                    f"Pull of {name} on {host} failed: the connection was lost. "
+                    "Pull again to resume where it stopped.",
+                    host=host,
+                    model=name,
+                ) from exc
+            raise PullFailed(
+                f"Pull of {name} on {host} failed: {err.message}", host=host, model=name
+            ) from exc
+        if not tracker.snapshot().done:
+            raise PullFailed(
+                f"Pull of {name} on {host} ended before the host reported success.",
+                host=host,
+                model=name,
+            )
+
+    async def load(self, model: str, keep_alive: str | float | None = None) -> None:
+        name = self._require_model(model)
+        ka = normalize_keep_alive(keep_alive) if keep_alive is not None else self.default_keep_alive
+        await self._call(
+            f"loading {name}",
+            lambda: self._ollama().generate(model=name, keep_alive=ka),
+            model=name,
+            deadline=self.timeouts.load,
+        )
+
+    async def unload(self, model: str) -> None:
+        name = self._require_model(model)
+        await self._call(
+            f"unloading {name}",
+            lambda: self._ollama().generate(model=name, keep_alive=0),
+            model=name,
+        )
+
+    async def delete(self, model: str) -> None:
+        name = self._require_model(model)
+        await self._call(f"deleting {name}", lambda: self._ollama().delete(name), model=name)
+
+    async def copy(self, source: str, destination: str) -> None:
+        src = self._require_model(source)
+        dst = self._require_model(destination)
+        await self._call(
+            f"copying {src} to {dst}", lambda: self._ollama().copy(src, dst), model=src
+        )

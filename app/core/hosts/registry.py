@@ -1,0 +1,261 @@
+"""The host registry: this machine, OLLAMA_HOST, and the hosts the user added.
+
+Built-in hosts (``local``: this machine's default Ollama; ``env``: OLLAMA_HOST when it
+points elsewhere) appear without being saved. The user can edit them (the edit is saved
+under the same id) or remove them (their id is remembered as hidden). Secret header values
+go to the keyring; the settings file only says that a secret exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets as _random
+from collections.abc import Callable, Iterable, Mapping
+
+from app.core.errors import InvalidInput, SecretNotStored, SettingsError
+from app.core.events import Event
+from app.core.hosts.address import DEFAULT_OLLAMA_URL, normalize_host_url, parse_ollama_host
+from app.core.hosts.base import Host, HostConfig, HostKind
+from app.core.hosts.ollama import OllamaHost, Timeouts
+from app.core.secrets import SecretStore, is_sensitive_header
+from app.core.settings import HeaderEntry, HostEntry, Settings, SettingsStore
+
+log = logging.getLogger(__name__)
+
+LOCAL_ID = "local"
+ENV_ID = "env"
+
+HostFactory = Callable[[HostConfig, Settings], Host]
+
+
+def default_host_factory(config: HostConfig, settings: Settings) -> Host:
+    return OllamaHost(
+        config,
+        timeouts=Timeouts(
+            connect=settings.connect_timeout_s,
+            request=settings.request_timeout_s,
+            load=settings.load_timeout_s,
+        ),
+        default_keep_alive=settings.default_keep_alive,
+    )
+
+
+def _secret_key(host_id: str, header: str) -> str:
+    return f"host/{host_id}/header/{header.lower()}"
+
+
+class HostRegistry:
+    """The list of hosts Corral manages.
+
+    Attributes:
+        settings: the live settings (shared with the rest of the app).
+        problems: sentences for the user about settings or secrets that could not be used.
+        changed: emitted with the new host list after every add, edit or remove.
+    """
+
+    def __init__(
+        self,
+        store: SettingsStore,
+        secret_store: SecretStore,
+        *,
+        env: Mapping[str, str] | None = None,
+        host_factory: HostFactory = default_host_factory,
+    ) -> None:
+        self._store = store
+        self._secrets = secret_store
+        self._env = dict(os.environ if env is None else env)
+        self._factory = host_factory
+        loaded = store.load()
+        self.settings: Settings = loaded.settings
+        self.problems: list[str] = [loaded.problem] if loaded.problem else []
+        self.changed: Event[list[HostConfig]] = Event("hosts.changed")
+        self._session_secrets: dict[str, str] = {}  # secrets the keyring could not keep
+        self._hosts: dict[str, tuple[HostConfig, Host]] = {}
+        self._retired: list[Host] = []
+
+    # -- reading ----------------------------------------------------------------------
+    def _builtins(self) -> list[HostConfig]:
+        out = [HostConfig(LOCAL_ID, "This computer", DEFAULT_OLLAMA_URL, source="default")]
+        raw = self._env.get("OLLAMA_HOST", "").strip()
+        if raw:
+            url = parse_ollama_host(raw)
+            if url != DEFAULT_OLLAMA_URL:
+                out.append(HostConfig(ENV_ID, f"OLLAMA_HOST ({url})", url, source="env"))
+        return out
+
+    def _config_from_entry(self, entry: HostEntry, source: str) -> HostConfig:
+        headers = []
+        for h in entry.headers:
+            value = h.value
+            if h.secret:
+                key = _secret_key(entry.id, h.name)
+                value = self._session_secrets.get(key) or self._secrets.get(key) or ""
+            if value:
+                headers.append((h.name, value))
+        kind = (
+            HostKind(entry.kind) if entry.kind in HostKind.__members__.values() else HostKind.OLLAMA
+        )
+        return HostConfig(entry.id, entry.name, entry.url, kind, tuple(headers), source)
+
+    def hosts(self) -> list[HostConfig]:
+        saved = {e.id: e for e in self.settings.hosts}
+        out: list[HostConfig] = []
+        for builtin in self._builtins():
+            if builtin.id in self.settings.hidden_hosts:
+                continue
+            entry = saved.pop(builtin.id, None)
+            out.append(self._config_from_entry(entry, builtin.source) if entry else builtin)
+        for entry in saved.values():
+            if entry.id in (LOCAL_ID, ENV_ID):
+                continue  # an edited built-in whose origin is gone (OLLAMA_HOST unset)
+            out.append(self._config_from_entry(entry, "user"))
+        return out
+
+    def get(self, host_id: str) -> HostConfig:
+        for config in self.hosts():
+            if config.id == host_id:
+                return config
+        raise InvalidInput(f"There is no host with id {host_id!r}.")
+
+    def host(self, host_id: str) -> Host:
+        """The live host object for ``host_id`` (recreated when its config changed)."""
+        config = self.get(host_id)
+        cached = self._hosts.get(host_id)
+        if cached is not None and cached[0] == config:
+            return cached[1]
+        if cached is not None:
+            self._retired.append(cached[1])
+        host = self._factory(config, self.settings)
+        self._hosts[host_id] = (config, host)
+        return host
+
+    def missing_secrets(self, host_id: str) -> list[str]:
+        """Names of secret headers of a host whose value is not available (not kept)."""
+        config = self.get(host_id)
+        present = {name.lower() for name, _ in config.headers}
+        entry = next((e for e in self.settings.hosts if e.id == host_id), None)
+        if entry is None:
+            return []
+        return [h.name for h in entry.headers if h.secret and h.name.lower() not in present]
+
+    # -- changing ---------------------------------------------------------------------
+    def add(self, url: str, name: str = "", headers: Iterable[tuple[str, str]] = ()) -> HostConfig:
+        canonical = normalize_host_url(url)
+        self._check_unique(canonical, except_id=None)
+        host_id = "h-" + _random.token_hex(4)
+        entry = HostEntry(id=host_id, name=name.strip() or _default_name(canonical), url=canonical)
+        entry.headers = self._store_headers(host_id, headers)
+        self.settings.hosts.append(entry)
+        self._save()
+        return self.get(host_id)
+
+    def update(
+        self,
+        host_id: str,
+        *,
+        url: str | None = None,
+        name: str | None = None,
+        headers: Iterable[tuple[str, str]] | None = None,
+    ) -> HostConfig:
+        current = self.get(host_id)
+        canonical = normalize_host_url(url) if url is not None else current.url
+        self._check_unique(canonical, except_id=host_id)
+        entry = next((e for e in self.settings.hosts if e.id == host_id), None)
+        if entry is None:  # first edit of a built-in host
+            entry = HostEntry(id=host_id, name=current.name, url=current.url)
+            entry.headers = [HeaderEntry(n, v) for n, v in current.headers]
+            self.settings.hosts.append(entry)
+        entry.url = canonical
+        if name is not None:
+            entry.name = name.strip() or _default_name(canonical)
+        if headers is not None:
+            self._forget_secrets(entry)
+            entry.headers = self._store_headers(host_id, headers)
+        self._save()
+        return self.get(host_id)
+
+    def remove(self, host_id: str) -> None:
+        self.get(host_id)  # raises for an unknown id
+        entry = next((e for e in self.settings.hosts if e.id == host_id), None)
+        if entry is not None:
+            self._forget_secrets(entry)
+            self.settings.hosts.remove(entry)
+        if host_id in (LOCAL_ID, ENV_ID) and host_id not in self.settings.hidden_hosts:
+            self.settings.hidden_hosts.append(host_id)
+        cached = self._hosts.pop(host_id, None)
+        if cached is not None:
+            self._retired.append(cached[1])
+        self._save()
+
+    def restore_builtin_hosts(self) -> None:
+        self.settings.hidden_hosts.clear()
+        self._save()
+
+    # -- helpers ----------------------------------------------------------------------
+    def _check_unique(self, url: str, except_id: str | None) -> None:
+        for config in self.hosts():
+            if config.url == url and config.id != except_id:
+                raise InvalidInput(f"{url} is already in the list as {config.name!r}.")
+
+    def _store_headers(self, host_id: str, headers: Iterable[tuple[str, str]]) -> list[HeaderEntry]:
+        out: list[HeaderEntry] = []
+        seen: set[str] = set()
+        for raw_name, raw_value in headers:
+            name, value = raw_name.strip(), raw_value.strip()
+            if not name and not value:
+                continue
+            if not name or any(c.isspace() or c == ":" for c in name):
+                raise InvalidInput(f"{raw_name!r} is not a valid header name.")
+            if "\n" in value or "\r" in value:
+                raise InvalidInput(f"The value of header {name} must be one line.")
+            if name.lower() in seen:
+                raise InvalidInput(f"Header {name} is given twice.")
+            seen.add(name.lower())
+            if not is_sensitive_header(name):
+                out.append(HeaderEntry(name, value))
+                continue
+            key = _secret_key(host_id, name)
+            try:
+                self._secrets.set(key, value)
+                self._session_secrets.pop(key, None)
+            except SecretNotStored as exc:
+                self._session_secrets[key] = value
+                self.problems.append(
+                    f"{exc.message} The {name} header is used until Corral closes; "
+                    "enter it again next time."
+                )
+            out.append(HeaderEntry(name, "", secret=True))
+        return out
+
+    def _forget_secrets(self, entry: HostEntry) -> None:
+        for h in entry.headers:
+            if h.secret:
+                key = _secret_key(entry.id, h.name)
+                self._session_secrets.pop(key, None)
+                self._secrets.delete(key)
+
+    def _save(self) -> None:
+        try:
+            self._store.save(self.settings)
+        except SettingsError as exc:
+            self.problems.append(exc.message)
+            log.warning("%s", exc.message)
+        self.changed.emit(self.hosts())
+
+    async def close_retired(self) -> None:
+        retired, self._retired = self._retired, []
+        for host in retired:
+            await host.aclose()
+
+    async def aclose(self) -> None:
+        await self.close_retired()
+        hosts = [h for _, h in self._hosts.values()]
+        self._hosts.clear()
+        await asyncio.gather(*(h.aclose() for h in hosts), return_exceptions=True)
+
+
+def _default_name(url: str) -> str:
+    rest = url.split("://", 1)[1]
+    return rest.split("/", 1)[0]

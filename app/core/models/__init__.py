@@ -1,0 +1,1 @@
+"""Model operations shared by hosts (pull progress accounting, name rules)."""

@@ -1,0 +1,250 @@
+"""The settings file: JSON under the platform config directory, with a schema version.
+
+Writes are atomic (a temporary file in the same folder, flushed and fsynced, then renamed
+over the old one), so a crash never leaves half a file. A file that cannot be used
+(corrupt JSON, wrong shape, written by a newer Corral, unreadable) is moved aside as a
+backup, the problem is reported in plain words, and defaults are used. Nothing the user
+configured is silently overwritten: if the bad file cannot even be moved aside, the store
+goes read-only and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from app.core.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+APP_NAME = "corral"
+
+
+def default_settings_path() -> Path:
+    return platformdirs.user_config_path(APP_NAME, appauthor=False) / "settings.json"
+
+
+@dataclass
+class HeaderEntry:
+    """A header of a host. A secret header's value lives in the OS keyring, not here."""
+
+    name: str
+    value: str = ""
+    secret: bool = False
+
+
+@dataclass
+class HostEntry:
+    """A host the user added (or a built-in host the user edited, under the same id)."""
+
+    id: str
+    name: str
+    url: str
+    kind: str = "ollama"
+    headers: list[HeaderEntry] = field(default_factory=list)
+
+
+@dataclass
+class Settings:
+    """Everything Corral keeps between runs (schema version 1)."""
+
+    hosts: list[HostEntry] = field(default_factory=list)
+    hidden_hosts: list[str] = field(default_factory=list)
+    default_keep_alive: str = "5m"
+    refresh_interval_s: float = 5.0
+    connect_timeout_s: float = 3.0
+    request_timeout_s: float = 30.0
+    load_timeout_s: float = 300.0
+    extra: dict[str, Any] = field(default_factory=dict)  # keys from newer minor versions, kept
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        extra = data.pop("extra")
+        return {"schema_version": SCHEMA_VERSION, **extra, **data}
+
+    @classmethod
+    def from_json(cls, data: object) -> Settings:
+        """Build settings from parsed JSON; raises ValueError with a reason if unusable."""
+        if not isinstance(data, dict):
+            raise ValueError("the file does not hold a JSON object")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError("the file has no schema_version")
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"it was written by a newer Corral (schema {version}, "
+                f"this one reads {SCHEMA_VERSION})"
+            )
+        out = cls()
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        for key in ("default_keep_alive",):
+            if key in data:
+                if not isinstance(data[key], str):
+                    raise ValueError(f"{key} must be text")
+                setattr(out, key, data[key])
+        for key in (
+            "refresh_interval_s",
+            "connect_timeout_s",
+            "request_timeout_s",
+            "load_timeout_s",
+        ):
+            if key in data:
+                value = data[key]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    raise ValueError(f"{key} must be a positive number")
+                setattr(out, key, float(value))
+        hidden = data.get("hidden_hosts", [])
+        if not isinstance(hidden, list) or not all(isinstance(h, str) for h in hidden):
+            raise ValueError("hidden_hosts must be a list of host ids")
+        out.hidden_hosts = list(hidden)
+        hosts = data.get("hosts", [])
+        if not isinstance(hosts, list):
+            raise ValueError("hosts must be a list")
+        for i, raw in enumerate(hosts):
+            out.hosts.append(_host_from_json(raw, i))
+        out.extra = {k: v for k, v in data.items() if k not in known and k != "schema_version"}
+        return out
+
+
+def _host_from_json(raw: object, index: int) -> HostEntry:
+    where = f"host #{index + 1}"
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} is not an object")
+    for key in ("id", "name", "url"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ValueError(f"{where} has no {key}")
+    kind = raw.get("kind", "ollama")
+    if not isinstance(kind, str):
+        raise ValueError(f"{where} has a bad kind")
+    headers = []
+    raw_headers = raw.get("headers", [])
+    if not isinstance(raw_headers, list):
+        raise ValueError(f"{where} has bad headers")
+    for h in raw_headers:
+        if (
+            not isinstance(h, dict)
+            or not isinstance(h.get("name"), str)
+            or not isinstance(h.get("value", ""), str)
+            or not isinstance(h.get("secret", False), bool)
+        ):
+            raise ValueError(f"{where} has a bad header")
+        headers.append(HeaderEntry(h["name"], h.get("value", ""), h.get("secret", False)))
+    return HostEntry(id=raw["id"], name=raw["name"], url=raw["url"], kind=kind, headers=headers)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What :meth:`SettingsStore.load` found.
+
+    Attributes:
+        settings: the settings to use (defaults when the file was unusable or absent).
+        problem: a sentence for the user when the file could not be used, else None.
+        backup: where the unusable file was moved, if it was.
+    """
+
+    settings: Settings
+    problem: str | None = None
+    backup: Path | None = None
+
+
+class SettingsStore:
+    """Reads and writes the settings file at ``path``.
+
+    Attributes:
+        path: the settings file.
+        read_only: True when an unusable file could not be moved aside; :meth:`save` then
+            refuses, so that the user's file is not overwritten.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_settings_path()
+        self.read_only = False
+
+    def load(self) -> LoadResult:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return LoadResult(Settings())
+        except (OSError, UnicodeDecodeError) as exc:
+            return self._set_aside(f"it could not be read ({_reason(exc)})")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return self._set_aside(f"it is not valid JSON (line {exc.lineno}: {exc.msg})")
+        try:
+            return LoadResult(Settings.from_json(data))
+        except ValueError as exc:
+            return self._set_aside(str(exc))
+
+    def _set_aside(self, reason: str) -> LoadResult:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        backup = self.path.with_name(f"{self.path.name}.bad-{stamp}")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = self.path.with_name(f"{self.path.name}.bad-{stamp}-{n}")
+        try:
+            os.rename(self.path, backup)
+        except OSError as exc:
+            self.read_only = True
+            problem = (
+                f"The settings file {self.path} cannot be used: {reason}. It could not be moved "
+                f"aside either ({_reason(exc)}), so Corral uses defaults and will not save "
+                "settings until the file is fixed or removed."
+            )
+            log.warning("%s", problem)
+            return LoadResult(Settings(), problem)
+        problem = (
+            f"The settings file could not be used: {reason}. It was kept as {backup} and "
+            "Corral started with default settings."
+        )
+        log.warning("%s", problem)
+        return LoadResult(Settings(), problem, backup)
+
+    def save(self, settings: Settings) -> None:
+        if self.read_only:
+            raise SettingsError(
+                f"Settings were not saved: {self.path} is unusable and was left untouched."
+            )
+        payload = json.dumps(settings.to_json(), indent=2, ensure_ascii=False) + "\n"
+        folder = self.path.parent
+        tmp_name = ""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_name, self.path)
+            tmp_name = ""
+            with contextlib.suppress(OSError):  # make the rename durable where possible
+                dir_fd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        except OSError as exc:
+            raise SettingsError(
+                f"Settings could not be saved to {self.path}: {_reason(exc)}."
+            ) from exc
+        finally:
+            if tmp_name:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
