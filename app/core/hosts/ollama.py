@@ -374,12 +374,24 @@ class OllamaHost:
     async def load(self, model: str, keep_alive: str | float | None = None) -> None:
         name = self._require_model(model)
         ka = normalize_keep_alive(keep_alive) if keep_alive is not None else self.default_keep_alive
-        await self._call(
-            f"loading {name}",
-            lambda: self._ollama().generate(model=name, keep_alive=ka),
-            model=name,
-            deadline=self.timeouts.load,
-        )
+        try:
+            await self._call(
+                f"loading {name}",
+                lambda: self._ollama().generate(model=name, keep_alive=ka),
+                model=name,
+                deadline=self.timeouts.load,
+            )
+        except CapabilityMissing as exc:
+            if exc.capability != "generate":
+                raise
+            # An embedding-only model cannot be loaded through generate; Ollama loads it
+            # for an embed request with no input.
+            await self._call(
+                f"loading {name}",
+                lambda: self._ollama().embed(model=name, input="", keep_alive=ka),
+                model=name,
+                deadline=self.timeouts.load,
+            )
 
     async def unload(self, model: str) -> None:
         name = self._require_model(model)

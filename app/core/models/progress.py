@@ -15,6 +15,10 @@ class PullTracker:
     Speed is measured over a sliding window of recent samples (default 5 s) so that it
     follows the real rate without jumping on every line. A resumed layer that starts
     with bytes already on disk does not count those bytes as speed.
+
+    The host announces layers one after another, so the grand total grows during a pull;
+    the overall fraction is kept from going backwards when a new layer appears, and it
+    reaches 1.0 only when the host reports success.
     """
 
     def __init__(
@@ -28,6 +32,7 @@ class PullTracker:
         self._downloaded = 0  # bytes seen arriving during this pull (for speed)
         self._status = "starting"
         self._done = False
+        self._fraction: float | None = None
 
     def update(
         self, status: str, digest: str | None, total: int | None, completed: int | None
@@ -49,15 +54,20 @@ class PullTracker:
         self._samples.append((now, self._downloaded))
         while len(self._samples) > 2 and now - self._samples[0][0] > self._window_s:
             self._samples.popleft()
+        total = sum(layer.total for layer in self._layers.values())
+        if self._done:
+            self._fraction = 1.0
+        elif total > 0:
+            completed = sum(layer.completed for layer in self._layers.values())
+            current = min(completed / total, 0.999)
+            self._fraction = max(current, self._fraction or 0.0)
         return self.snapshot()
 
     def snapshot(self) -> PullProgress:
         layers = tuple(self._layers.values())
         total = sum(layer.total for layer in layers)
         completed = sum(layer.completed for layer in layers)
-        fraction = (completed / total) if total > 0 else None
-        if self._done:
-            fraction = 1.0
+        fraction = self._fraction
         rate: float | None = None
         if len(self._samples) >= 2:
             (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]

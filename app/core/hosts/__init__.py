@@ -1,0 +1,1 @@
+"""Model hosts: the host protocol, the Ollama host, addresses and the registry."""

@@ -1,0 +1,37 @@
+"""Command line of the benchmark harness."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line description)
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "host-ops": (
+        "bench.host_ops",
+        "list + ps + show through Corral's Ollama host vs the raw ollama.AsyncClient",
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("name", nargs="?", help="benchmark to run")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks")
+    args, rest = parser.parse_known_args(argv)
+    if args.list or not args.name:
+        for name, (_, text) in BENCHMARKS.items():
+            print(f"{name:12} {text}")
+        return 0 if args.list else 2
+    if args.name not in BENCHMARKS:
+        print(f"unknown benchmark {args.name!r}; try --list", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[args.name][0])
+    result = module.run(rest)
+    print(result.json_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

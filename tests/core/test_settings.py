@@ -1,0 +1,153 @@
+"""The settings file survives round trips and never silently loses the user's file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from app.core.errors import SettingsError
+from app.core.settings import (
+    SCHEMA_VERSION,
+    HeaderEntry,
+    HostEntry,
+    Settings,
+    SettingsStore,
+    default_settings_path,
+)
+
+
+def _store(tmp_path: Path) -> SettingsStore:
+    return SettingsStore(tmp_path / "cfg" / "settings.json")
+
+
+def test_default_path_is_under_the_platform_config_dir(tmp_path: Path) -> None:
+    # conftest points XDG_CONFIG_HOME into tmp_path
+    assert str(default_settings_path()).startswith(str(tmp_path))
+    assert default_settings_path().name == "settings.json"
+
+
+def test_missing_file_gives_defaults_without_a_problem(tmp_path: Path) -> None:
+    result = _store(tmp_path).load()
+    assert result.settings == Settings()
+    assert result.problem is None
+
+
+def test_round_trip_keeps_everything(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    settings = Settings(
+        hosts=[
+            HostEntry(
+                "h-1",
+                "GPU box",
+                "http://192.168.1.20:11434",
+                headers=[HeaderEntry("X-Team", "ml"), HeaderEntry("Authorization", secret=True)],
+            )
+        ],
+        hidden_hosts=["local"],
+        default_keep_alive="30m",
+        refresh_interval_s=2.5,
+        extra={"future_setting": {"a": 1}},
+    )
+    store.save(settings)
+    on_disk = json.loads(store.path.read_text())
+    assert on_disk["schema_version"] == SCHEMA_VERSION
+    assert on_disk["future_setting"] == {"a": 1}  # unknown keys are kept, not dropped
+    loaded = SettingsStore(store.path).load()
+    assert loaded.problem is None
+    assert loaded.settings == settings
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.save(Settings(default_keep_alive="1h"))
+    store.save(Settings(default_keep_alive="2h"))
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["settings.json"]
+    assert json.loads(store.path.read_text())["default_keep_alive"] == "2h"
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(tmp_path)
+    store.save(Settings(default_keep_alive="1h"))
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(SettingsError, match="no space left on device"):
+        store.save(Settings(default_keep_alive="2h"))
+    monkeypatch.undo()
+    assert json.loads(store.path.read_text())["default_keep_alive"] == "1h"
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["settings.json"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2, 3]", "does not hold a JSON object"),
+        ('{"hosts": []}', "no schema_version"),
+        ('{"schema_version": 99}', "newer Corral"),
+        ('{"schema_version": 1, "hosts": {"a": 1}}', "hosts must be a list"),
+        ('{"schema_version": 1, "hosts": [{"id": "x", "name": "n"}]}', "host #1 has no url"),
+        ('{"schema_version": 1, "refresh_interval_s": -5}', "positive number"),
+        ('{"schema_version": 1, "default_keep_alive": 5}', "must be text"),
+    ],
+)
+def test_unusable_file_is_kept_aside_reported_and_replaced_by_defaults(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    store = _store(tmp_path)
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text(content)
+    result = store.load()
+    assert result.settings == Settings()
+    assert result.problem is not None and reason in result.problem
+    assert result.backup is not None and result.backup.read_text() == content
+    assert str(result.backup) in result.problem
+    assert not store.path.exists()
+    # Saving now writes a fresh file and leaves the backup alone.
+    store.save(result.settings)
+    assert result.backup.read_text() == content
+
+
+def test_two_bad_files_in_a_row_get_two_backups(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.path.parent.mkdir(parents=True)
+    backups = []
+    for content in ("{bad one", "{bad two"):
+        store.path.write_text(content)
+        result = SettingsStore(store.path).load()
+        assert result.backup is not None
+        backups.append(result.backup)
+    assert backups[0] != backups[1]
+    assert {b.read_text() for b in backups} == {"{bad one", "{bad two"}
+
+
+def test_unreadable_file_is_moved_aside(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.path.mkdir(parents=True)  # a folder where the file should be: reading fails
+    result = store.load()
+    assert result.problem is not None and "could not be read" in result.problem
+    assert result.backup is not None and result.backup.is_dir()
+
+
+def test_file_that_cannot_be_moved_aside_is_never_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path)
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text("{precious but broken")
+
+    def refuse(src: object, dst: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    result = store.load()
+    assert store.read_only
+    assert result.problem is not None and "will not save" in result.problem
+    with pytest.raises(SettingsError, match="left untouched"):
+        store.save(Settings())
+    assert store.path.read_text() == "{precious but broken"

@@ -1,0 +1,1 @@
+"""In-process fake servers used by the tests (and runnable by hand)."""
