@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import keyring
 import pytest
 
 from tests.support.memory_keyring import MemoryKeyring
+
+# No display in CI: Qt aborts the process unless told to draw offscreen. A developer with a
+# display may still set QT_QPA_PLATFORM=xcb to watch the windows.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True)

@@ -269,3 +269,32 @@ async def test_configured_headers_reach_the_host_and_the_cloud_key_does_not(
     auth = [h.get("authorization") for h in fake.request_headers]
     assert auth[:2] == [None, None]  # the cloud key never leaves for a LAN host
     assert auth[2:] == ["Bearer lan-token", "Bearer lan-token"]
+
+
+async def test_a_host_edited_during_a_pull_keeps_pulling(tmp_path: object) -> None:
+    """Editing a host replaces its object; the old one is closed only once idle."""
+    from pathlib import Path
+
+    from app.core.hosts.registry import HostRegistry
+    from app.core.secrets import SecretStore
+    from app.core.settings import SettingsStore
+    from tests.support.memory_keyring import MemoryKeyring
+
+    with FakeOllama(host="127.0.0.5", port=0, pull_steps=30, pull_delay=0.01) as fake:
+        assert isinstance(tmp_path, Path)
+        registry = HostRegistry(
+            SettingsStore(tmp_path / "s.json"), SecretStore(MemoryKeyring()), env={}
+        )
+        config = registry.add(fake.url, "Before")
+        old = registry.host(config.id)
+        pulling = old.pull("tinyllama")
+        first = await anext(pulling)
+        assert old.in_flight == 1
+        registry.update(config.id, name="After")
+        assert registry.host(config.id) is not old
+        await registry.close_retired()  # must not close the old host under the pull
+        statuses = [p.status async for p in pulling]
+        assert first.status == "pulling manifest" and statuses[-1] == "success"
+        assert old.in_flight == 0
+        await registry.close_retired()
+        await registry.aclose()

@@ -115,6 +115,24 @@ def test_secret_headers_go_to_the_keyring_not_the_file(tmp_path: Path) -> None:
     assert keyring.store == {}
 
 
+def test_the_keyring_is_read_once_not_on_every_lookup(tmp_path: Path) -> None:
+    class CountingKeyring(MemoryKeyring):
+        reads = 0
+
+        def get_password(self, service: str, username: str) -> str | None:
+            CountingKeyring.reads += 1
+            return super().get_password(service, username)
+
+    keyring = CountingKeyring()
+    host = make(tmp_path, keyring=keyring).add("127.0.0.2", headers=[("X-Api-Key", "k")])
+    registry = make(tmp_path, keyring=keyring)
+    for _ in range(20):
+        registry.hosts()
+        registry.host(host.id)
+    assert CountingKeyring.reads == 1
+    assert registry.get(host.id).header_dict() == {"X-Api-Key": "k"}
+
+
 def test_without_a_keyring_the_secret_is_used_but_never_written(tmp_path: Path) -> None:
     registry = make(tmp_path, keyring=fail.Keyring())
     host = registry.add("127.0.0.2", headers=[("Authorization", "Bearer s3cr3t-t0ken")])

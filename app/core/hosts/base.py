@@ -162,9 +162,15 @@ class PullProgress:
 
 @runtime_checkable
 class Host(Protocol):
-    """What every model host offers. Every method raises only CorralError subclasses."""
+    """What every model host offers. Every method raises only CorralError subclasses.
+
+    Attributes:
+        config: how the host is reached.
+        in_flight: number of operations (requests, pulls) running on it right now.
+    """
 
     config: HostConfig
+    in_flight: int
 
     async def health(self) -> HostHealth:
         """Probe the host; never raises for a host that is down (returns online=False)."""

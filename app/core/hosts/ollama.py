@@ -120,6 +120,7 @@ class OllamaHost:
         self._clock = clock
         self._client: ollama.AsyncClient | None = None
         self._http: httpx.AsyncClient | None = None
+        self.in_flight = 0
 
     # -- clients (created lazily, inside the running loop) ----------------------------
     def _headers(self) -> dict[str, str]:
@@ -231,6 +232,7 @@ class OllamaHost:
         deadline: float | None = None,
     ) -> T:
         limit = deadline if deadline is not None else self.timeouts.request
+        self.in_flight += 1
         try:
             async with asyncio.timeout(limit):
                 return await fn()
@@ -238,6 +240,8 @@ class OllamaHost:
             raise
         except Exception as exc:
             raise self._translate(exc, action=action, model=model, deadline=limit) from exc
+        finally:
+            self.in_flight -= 1
 
     @staticmethod
     def _require_model(model: str) -> str:
@@ -324,6 +328,7 @@ class OllamaHost:
         tracker = PullTracker(name)
         host = self.config.name
         action = f"pulling {name}"
+        self.in_flight += 1
         try:
             stream = await self._ollama().pull(name, stream=True)
             async with contextlib.aclosing(stream):  # type: ignore[type-var]
@@ -364,6 +369,8 @@ class OllamaHost:
             raise PullFailed(
                 f"Pull of {name} on {host} failed: {err.message}", host=host, model=name
             ) from exc
+        finally:
+            self.in_flight -= 1
         if not tracker.snapshot().done:
             raise PullFailed(
                 f"Pull of {name} on {host} ended before the host reported success.",

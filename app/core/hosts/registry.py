@@ -72,6 +72,9 @@ class HostRegistry:
         self.problems: list[str] = [loaded.problem] if loaded.problem else []
         self.changed: Event[list[HostConfig]] = Event("hosts.changed")
         self._session_secrets: dict[str, str] = {}  # secrets the keyring could not keep
+        # Secrets read from the keyring once; hosts() is called often and a keyring read
+        # can be a blocking D-Bus call (or an unlock prompt).
+        self._secret_cache: dict[str, str | None] = {}
         self._hosts: dict[str, tuple[HostConfig, Host]] = {}
         self._retired: list[Host] = []
 
@@ -91,13 +94,18 @@ class HostRegistry:
             value = h.value
             if h.secret:
                 key = _secret_key(entry.id, h.name)
-                value = self._session_secrets.get(key) or self._secrets.get(key) or ""
+                value = self._session_secrets.get(key) or self._keyring_value(key) or ""
             if value:
                 headers.append((h.name, value))
         kind = (
             HostKind(entry.kind) if entry.kind in HostKind.__members__.values() else HostKind.OLLAMA
         )
         return HostConfig(entry.id, entry.name, entry.url, kind, tuple(headers), source)
+
+    def _keyring_value(self, key: str) -> str | None:
+        if key not in self._secret_cache:
+            self._secret_cache[key] = self._secrets.get(key)
+        return self._secret_cache[key]
 
     def hosts(self) -> list[HostConfig]:
         saved = {e.id: e for e in self.settings.hosts}
@@ -219,6 +227,7 @@ class HostRegistry:
             key = _secret_key(host_id, name)
             try:
                 self._secrets.set(key, value)
+                self._secret_cache[key] = value
                 self._session_secrets.pop(key, None)
             except SecretNotStored as exc:
                 self._session_secrets[key] = value
@@ -234,6 +243,7 @@ class HostRegistry:
             if h.secret:
                 key = _secret_key(entry.id, h.name)
                 self._session_secrets.pop(key, None)
+                self._secret_cache.pop(key, None)
                 self._secrets.delete(key)
 
     def _save(self) -> None:
@@ -245,9 +255,13 @@ class HostRegistry:
         self.changed.emit(self.hosts())
 
     async def close_retired(self) -> None:
+        """Close host objects replaced by an edit, once nothing runs on them any more."""
         retired, self._retired = self._retired, []
         for host in retired:
-            await host.aclose()
+            if host.in_flight:
+                self._retired.append(host)  # a pull or load still uses it: next time
+            else:
+                await host.aclose()
 
     async def aclose(self) -> None:
         await self.close_retired()

@@ -1,0 +1,125 @@
+"""Composition root: builds the services, the QApplication, the qasync loop and the window.
+
+Nothing Qt is imported at module level, so ``corral --version`` answers without loading
+Qt. The GUI runs on one thread: under qasync the asyncio loop is the Qt loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from app import __version__
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.main_window import MainWindow
+
+log = logging.getLogger("corral")
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="corral", description="A desktop control panel for local LLM hosts."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        metavar="PATH",
+        help="use this settings file instead of the default",
+    )
+    return parser.parse_args(argv)
+
+
+def _log_unhandled(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    """sys.excepthook: qasync hands exceptions of async slots here; log them."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    log.error("Unhandled exception", exc_info=(exc_type, exc, tb))
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+
+
+async def run_window(app: QApplication, window: MainWindow, closing: asyncio.Event) -> None:
+    """Show the window and run until ``closing`` is set; then stop the window's tasks."""
+    app.lastWindowClosed.connect(closing.set)
+    window.closed.connect(closing.set)
+    window.show()
+    window.start()
+    await closing.wait()
+    await window.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``corral`` and ``python -m app``; returns the exit status."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(f"corral {__version__}")
+        return 0
+
+    _setup_logging()
+    sys.excepthook = _log_unhandled
+    # qasync picks its Qt binding from QT_API, then from what is imported: make it PySide6.
+    os.environ["QT_API"] = "pyside6"
+    from PySide6.QtWidgets import QApplication
+
+    # isort: split
+    # qasync comes in here, after PySide6, so that it cannot pick another binding.
+    from app.core.hosts.registry import HostRegistry
+    from app.core.secrets import SecretStore
+    from app.core.settings import SettingsStore
+    from app.ui.event_loop import CorralEventLoop
+    from app.ui.icons import app_icon
+    from app.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Corral")
+    app.setApplicationDisplayName("Corral")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("corral")
+    app.setWindowIcon(app_icon())
+    # The loop ends the program (after cleanup), not Qt on its own: see run_window.
+    app.setQuitOnLastWindowClosed(False)
+
+    registry = HostRegistry(SettingsStore(args.settings), SecretStore())
+    for problem in registry.problems:
+        log.warning("%s", problem)
+    window = MainWindow(registry)
+
+    closing = asyncio.Event()
+    with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
+        loop = runner.get_loop()
+        task = loop.create_task(run_window(app, window, closing), name="corral window")
+        try:
+            loop.run_until_complete(task)
+        except RuntimeError:
+            if task.done():
+                raise
+            # Qt quit on its own (app.quit(), end of session): exec() returned while the
+            # window task was still waiting. Let it finish in a loop that runs again.
+            log.info("Qt quit; stopping Corral's tasks before exiting")
+            closing.set()
+            loop.run_until_complete(task)
+        # Hosts are closed in a run of their own: qasync handles the last Qt events of a
+        # run after the loop has stopped, so nothing may be left to do at that point.
+        loop.run_until_complete(registry.aclose())
+    return 0

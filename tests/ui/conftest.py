@@ -1,0 +1,146 @@
+"""Fixtures for the widget tests: a qasync loop per test, fake hosts, registry, window.
+
+Every ``async def`` test under tests/ui runs on a qasync loop (the Qt event loop), so that
+widgets, timers and httpx all run together as they do in the app. Inside such a test,
+wait with :func:`tests.ui.waiting.wait_for`, not with ``qtbot.waitUntil``/``waitSignal``
+(they spin a nested Qt loop, which qasync refuses while a task runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from app.core.hosts.registry import HostRegistry
+from app.core.secrets import SecretStore
+from app.core.settings import SettingsStore
+from app.ui.event_loop import CorralEventLoop
+from app.ui.main_window import MainWindow
+from tests.fakes.ollama import FakeOllama
+from tests.support.memory_keyring import MemoryKeyring
+from tests.ui.waiting import wait_for
+
+HERE = Path(__file__).resolve().parent
+
+#: The offscreen platform warns once when a top-level window is first shown; harmless.
+OFFSCREEN_NOISE = r"This plugin does not support propagateSizeHints\(\)"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    # The app's loop: qasync's QEventLoop with asyncio's async-generator hooks added.
+    return {"qasync": lambda: CorralEventLoop(QApplication.instance() or QApplication([]))}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
+
+
+FakeFactory = Callable[..., FakeOllama]
+
+
+@pytest.fixture
+def fakes() -> Iterator[FakeFactory]:
+    """Start fake Ollama servers on loopback addresses; all are stopped after the test.
+
+    ``fakes("127.0.0.3", pull_delay=0.2)`` starts one on a free port of that address.
+    """
+    started: list[FakeOllama] = []
+
+    def start(host: str = "127.0.0.2", **options: Any) -> FakeOllama:
+        options.setdefault("pull_steps", 8)
+        options.setdefault("pull_delay", 0.005)
+        options.setdefault("port", 0)
+        fake = FakeOllama(host=host, **options).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+@pytest.fixture
+def fake(fakes: FakeFactory) -> FakeOllama:
+    """One fake Ollama host on 127.0.0.2 with the default models."""
+    return fakes("127.0.0.2")
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path) -> Path:
+    return tmp_path / "corral-settings.json"
+
+
+@pytest.fixture
+def registry(settings_path: Path, memory_keyring: MemoryKeyring) -> HostRegistry:
+    """A registry on a temporary settings file, no OLLAMA_HOST, secrets in memory.
+
+    It holds only the built-in "This computer" host (nothing listens there in tests).
+    The refresh interval is short so that tests see status changes quickly.
+    """
+    reg = HostRegistry(SettingsStore(settings_path), SecretStore(memory_keyring), env={})
+    reg.settings.refresh_interval_s = 0.3
+    return reg
+
+
+@pytest.fixture
+def registry_with_fake(registry: HostRegistry, fake: FakeOllama) -> HostRegistry:
+    """The registry with only the fake host in it (the built-in host removed)."""
+    registry.remove("local")
+    registry.add(fake.url, "Fake box")
+    return registry
+
+
+async def _finish_orphans() -> None:
+    """Let async generators that were dropped mid-iteration close while the loop runs.
+
+    httpx line iterators left behind by an exception (the ollama client raises from inside
+    ``async for line in r.aiter_lines()``) are closed by the loop's async-generator
+    finalizer once garbage collection finds them; that close is a task, and it must run
+    now, not when pytest-qt processes Qt events after the test with no loop running.
+    """
+    gc.collect()
+    me = asyncio.current_task()
+    await wait_for(
+        lambda: not [t for t in asyncio.all_tasks() if t is not me],
+        timeout=5.0,
+        message="background tasks to finish after the window closed",
+    )
+
+
+WindowOpener = Callable[[HostRegistry], AbstractAsyncContextManager[MainWindow]]
+
+
+@pytest.fixture
+def open_window(qtbot: Any) -> WindowOpener:
+    """``async with open_window(registry) as window:`` shows and starts a MainWindow.
+
+    The window lives inside the test coroutine: pytest-qt processes Qt events between
+    setup, call and teardown while no asyncio loop runs, so a window whose timer and
+    tasks outlived the test would run them outside the loop. On leaving the block the
+    window's tasks are cancelled and awaited and the registry's hosts are closed.
+    """
+
+    @contextlib.asynccontextmanager
+    async def open_(reg: HostRegistry) -> AsyncIterator[MainWindow]:
+        window = MainWindow(reg)
+        qtbot.addWidget(window)
+        window.show()
+        window.start()
+        try:
+            yield window
+        finally:
+            await window.shutdown()
+            await reg.aclose()
+            await _finish_orphans()
+
+    return open_

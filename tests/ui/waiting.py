@@ -1,0 +1,51 @@
+"""Waiting for the UI inside coroutine tests on a running qasync loop.
+
+``qtbot.waitUntil`` and ``qtbot.waitSignal`` spin a nested Qt event loop, which fails while
+a qasync task runs. :func:`wait_for` polls with short awaits instead, so the loop (and with
+it Qt, timers and network I/O) keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def _describe(condition: Callable[[], object]) -> str:
+    try:
+        return inspect.getsource(condition).strip()
+    except (OSError, TypeError):
+        return repr(condition)
+
+
+async def wait_for(
+    condition: Callable[[], T],
+    timeout: float = 5.0,  # noqa: ASYNC109 (a polling deadline with a clear failure message)
+    *,
+    message: str = "",
+    interval: float = 0.01,
+) -> T:
+    """Return the first truthy value of ``condition()``; fail at the deadline.
+
+    An AssertionError raised by the condition counts as "not yet"; the last one is
+    reported when the time is up.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last_error: AssertionError | None = None
+    while True:
+        try:
+            result = condition()
+        except AssertionError as exc:
+            last_error, result = exc, None  # type: ignore[assignment]
+        if result:
+            return result
+        if loop.time() >= deadline:
+            what = message or _describe(condition)
+            detail = f" (last check: {last_error})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for: {what}{detail}")
+        await asyncio.sleep(interval)
