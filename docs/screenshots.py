@@ -1,0 +1,87 @@
+"""Render the README's screenshots: the real window against fake hosts on loopback.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python -m docs.screenshots
+
+Writes docs/main-window.png and docs/pull.png. Nothing outside 127.0.0.0/8 is contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["QT_API"] = "pyside6"
+
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+# isort: split
+from app.core.hosts.registry import HostRegistry  # noqa: E402
+from app.core.secrets import SecretStore  # noqa: E402
+from app.core.settings import SettingsStore  # noqa: E402
+from app.ui.event_loop import CorralEventLoop  # noqa: E402
+from app.ui.main_window import MainWindow  # noqa: E402
+from tests.fakes.ollama import FakeOllama  # noqa: E402
+from tests.support.memory_keyring import MemoryKeyring  # noqa: E402
+
+OUT = Path(__file__).resolve().parent
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not reach the expected state")
+        await asyncio.sleep(0.02)
+
+
+async def shoot(app: QApplication) -> None:
+    workstation = FakeOllama(host="127.0.0.2", port=0, vram_bytes=3 * 2**30).start()
+    basement = FakeOllama(host="127.0.0.3", port=0, pull_steps=400, pull_delay=0.02).start()
+    workstation.load("llava:7b", keep_alive="10m")
+    workstation.load("llama3.2", keep_alive=-1)
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = HostRegistry(
+            SettingsStore(Path(tmp) / "settings.json"), SecretStore(MemoryKeyring()), env={}
+        )
+        ws = registry.add(workstation.url, "Workstation (RTX 4090)")
+        registry.add(basement.url, "Basement rig")
+        window = MainWindow(registry)
+        window.resize(1180, 560)
+        window.show()
+        window.start()
+        window.select_host(ws.id)
+        await until(lambda: window.model_model.rowCount() == 4)
+        await until(lambda: all(r.health for r in window.host_model.rows()))
+        window.grab().save(str(OUT / "main-window.png"))
+
+        window.select_host(registry.hosts()[-1].id)
+        dialog = window.open_pull_dialog()
+        dialog.model_edit.setText("tinyllama")
+        dialog.pull_button.click()
+        await until(lambda: dialog.overall_bar.value() >= 35, timeout=20)
+        dialog.grab().save(str(OUT / "pull.png"))
+        await dialog.cancel_and_wait()
+        await window.shutdown()
+        window.close()
+        await registry.aclose()
+    workstation.stop()
+    basement.stop()
+
+
+def main() -> int:
+    app = QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)
+    with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
+        runner.run(shoot(app))
+    print(f"wrote {OUT / 'main-window.png'} and {OUT / 'pull.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
