@@ -18,16 +18,16 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["QT_API"] = "pyside6"
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
 # isort: split
-from app.core.hosts.registry import HostRegistry  # noqa: E402
-from app.core.secrets import SecretStore  # noqa: E402
-from app.core.settings import SettingsStore  # noqa: E402
-from app.ui.event_loop import CorralEventLoop  # noqa: E402
-from app.ui.main_window import MainWindow  # noqa: E402
-from tests.fakes.ollama import FakeOllama  # noqa: E402
-from tests.support.memory_keyring import MemoryKeyring  # noqa: E402
+from app.core.hosts.registry import HostRegistry
+from app.core.secrets import SecretStore
+from app.core.settings import SettingsStore
+from app.ui.event_loop import CorralEventLoop
+from app.ui.main_window import MainWindow
+from tests.fakes.ollama import FakeOllama
+from tests.support.memory_keyring import MemoryKeyring
 
 OUT = Path(__file__).resolve().parent
 
