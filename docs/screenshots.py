@@ -11,8 +11,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -28,16 +26,9 @@ from app.ui.event_loop import CorralEventLoop
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
+from tests.ui.waiting import wait_for
 
 OUT = Path(__file__).resolve().parent
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the window did not reach the expected state")
-        await asyncio.sleep(0.02)
 
 
 async def shoot(app: QApplication) -> None:
@@ -56,15 +47,15 @@ async def shoot(app: QApplication) -> None:
         window.show()
         window.start()
         window.select_host(ws.id)
-        await until(lambda: window.model_model.rowCount() == 4)
-        await until(lambda: all(r.health for r in window.host_model.rows()))
+        await wait_for(lambda: window.model_model.rowCount() == 4)
+        await wait_for(lambda: all(r.health for r in window.host_model.rows()))
         window.grab().save(str(OUT / "main-window.png"))
 
         window.select_host(registry.hosts()[-1].id)
         dialog = window.open_pull_dialog()
         dialog.model_edit.setText("tinyllama")
         dialog.pull_button.click()
-        await until(lambda: dialog.overall_bar.value() >= 35, timeout=20)
+        await wait_for(lambda: dialog.overall_bar.value() >= 35, timeout=20)
         dialog.grab().save(str(OUT / "pull.png"))
         await dialog.cancel_and_wait()
         await window.shutdown()
