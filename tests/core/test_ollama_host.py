@@ -7,9 +7,11 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
+import ollama
 import pytest
 
 from app.core.errors import (
+    CapabilityMissing,
     HostRequestFailed,
     HostTimeout,
     HostUnreachable,
@@ -130,6 +132,7 @@ async def test_missing_model_is_a_clear_404(host: OllamaHost) -> None:
             await call()
         assert info.value.model == "nope"
         assert "has no model named 'nope'" in info.value.message
+        assert isinstance(info.value.__cause__, ollama.ResponseError)
 
 
 async def test_empty_model_name_is_refused_before_any_request(
@@ -215,8 +218,9 @@ async def test_dropped_stream_mid_pull_is_a_pull_failure(
 async def test_unreachable_host() -> None:
     h = make_host(f"http://127.0.0.1:{free_port()}", connect=1.0)
     try:
-        with pytest.raises(HostUnreachable, match="Cannot connect to Test host"):
+        with pytest.raises(HostUnreachable, match="Cannot connect to Test host") as info:
             await h.list_models()
+        assert info.value.__cause__ is not None  # the foreign exception is kept
         with pytest.raises(HostUnreachable):  # streaming calls too (the client leaks httpx)
             async for _ in h.pull("tinyllama"):
                 pass
@@ -298,3 +302,20 @@ async def test_a_host_edited_during_a_pull_keeps_pulling(tmp_path: object) -> No
         assert old.in_flight == 0
         await registry.close_retired()
         await registry.aclose()
+
+
+@pytest.mark.parametrize(
+    ("body", "capability"),
+    [
+        ('{"error":"registry.ollama.ai/library/llava:7b does not support tools"}', "tools"),
+        ('{"error":"\\"llama3.2\\" does not support thinking"}', "thinking"),
+        ('{"error":"\\"nomic-embed-text\\" does not support chat"}', "chat"),
+    ],
+)
+def test_capability_errors_are_named(body: str, capability: str) -> None:
+    """Ollama's 400 "<model> does not support <x>" becomes CapabilityMissing(x)."""
+    h = make_host("http://127.0.0.1:1")
+    err = h._translate(ollama.ResponseError(body, 400), action="chatting", model="m")
+    assert isinstance(err, CapabilityMissing)
+    assert err.capability == capability
+    assert err.message == f"m on Test host does not support {capability}."

@@ -156,7 +156,7 @@ class OllamaHost:
         client, http = self._client, self._http
         self._client = self._http = None
         if client is not None:
-            await client._client.aclose()
+            await client.close()  # type: ignore[no-untyped-call]
         if http is not None:
             await http.aclose()
 
