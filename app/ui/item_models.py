@@ -35,26 +35,16 @@ class HostRow:
         return ONLINE if self.health.online else OFFLINE
 
 
-class HostTableModel(QAbstractTableModel):
-    """The configured hosts with their status dot, address, version and round-trip time.
+class _RowsTableModel(QAbstractTableModel):
+    """A flat table of rows with fixed columns and optional header tooltips."""
 
-    Rows follow the registry's order. Health results are kept across host-list changes
-    for hosts whose address and headers did not change.
-    """
-
-    COLUMNS = ("", "Name", "Address", "Version", "RTT")
-    STATUS, NAME, URL, VERSION, RTT = range(5)
+    COLUMNS: tuple[str, ...] = ()
+    HEADER_TIPS: dict[int, str] = {}  # noqa: RUF012 (read-only per subclass)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._rows: list[HostRow] = []
-        self._dots = {
-            ONLINE: status_dot(ONLINE_COLOR),
-            OFFLINE: status_dot(OFFLINE_COLOR),
-            UNKNOWN: status_dot(UNKNOWN_COLOR),
-        }
+        self._rows: list[Any] = []
 
-    # -- reading ----------------------------------------------------------------------
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
@@ -68,9 +58,32 @@ class HostTableModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
             return self.COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole and section == self.RTT:
-            return "Round-trip time of the last health probe"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.HEADER_TIPS.get(section)
         return None
+
+
+class HostTableModel(_RowsTableModel):
+    """The configured hosts with their status dot, address, version and round-trip time.
+
+    Rows follow the registry's order. Health results are kept across host-list changes
+    for hosts whose address and headers did not change.
+    """
+
+    COLUMNS = ("", "Name", "Address", "Version", "RTT")
+    STATUS, NAME, URL, VERSION, RTT = range(5)
+    HEADER_TIPS = {RTT: "Round-trip time of the last health probe"}  # noqa: RUF012
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[HostRow] = []
+        self._dots = {
+            ONLINE: status_dot(ONLINE_COLOR),
+            OFFLINE: status_dot(OFFLINE_COLOR),
+            UNKNOWN: status_dot(UNKNOWN_COLOR),
+        }
+
+    # -- reading ----------------------------------------------------------------------
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
@@ -173,33 +186,17 @@ class ModelRow:
         return self.running is not None
 
 
-class ModelTableModel(QAbstractTableModel):
+class ModelTableModel(_RowsTableModel):
     """The models installed on one host, with their load state."""
 
     COLUMNS = ("Name", "Size", "Parameters", "Quantization", "Loaded", "VRAM share", "Expires")
     NAME, SIZE, PARAMS, QUANT, LOADED, MEMORY, EXPIRES = range(7)
+    HEADER_TIPS = {MEMORY: "Share of the loaded model in GPU memory and in system memory"}  # noqa: RUF012
     _RIGHT = (SIZE, PARAMS)
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[ModelRow] = []
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        if role == Qt.ItemDataRole.ToolTipRole and section == self.MEMORY:
-            return "Share of the loaded model in GPU memory and in system memory"
-        return None
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
