@@ -19,8 +19,8 @@ from app.core.errors import (
     ModelNotFound,
     PullFailed,
 )
-from app.core.hosts.base import HostConfig, PullProgress
-from app.core.hosts.ollama import OllamaHost, Timeouts
+from app.core.hosts.base import HostConfig, PullProgress, Timeouts
+from app.core.hosts.ollama import OllamaHost
 from tests.fakes.ollama import FakeOllama
 
 

@@ -14,7 +14,66 @@ from typing import Any, Protocol, runtime_checkable
 
 
 class HostKind(enum.StrEnum):
+    """What kind of server a host is. Detected by probing, never asked of the user."""
+
     OLLAMA = "ollama"
+    LLAMACPP = "llama.cpp"  # llama.cpp's llama-server (and servers built on it)
+    LMSTUDIO = "lmstudio"
+    VLLM = "vllm"
+    OPENAI = "openai"  # any other OpenAI-compatible /v1 server
+
+    @property
+    def label(self) -> str:
+        return {
+            HostKind.OLLAMA: "Ollama",
+            HostKind.LLAMACPP: "llama.cpp",
+            HostKind.LMSTUDIO: "LM Studio",
+            HostKind.VLLM: "vLLM",
+            HostKind.OPENAI: "OpenAI-compatible",
+        }[self]
+
+    @property
+    def is_openai_compatible(self) -> bool:
+        return self is not HostKind.OLLAMA
+
+
+@dataclass(frozen=True)
+class HostCapabilities:
+    """Which model actions a host supports, and why not where it does not.
+
+    ``reasons`` maps an action name ("pull", "load", "unload", "delete", "copy") to a
+    sentence for a tooltip, for every action that is not supported.
+    """
+
+    pull: bool = True
+    load: bool = True
+    unload: bool = True
+    delete: bool = True
+    copy: bool = True
+    reasons: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def why_not(self, action: str) -> str | None:
+        return None if getattr(self, action, False) else self.reasons.get(action, "Not supported.")
+
+
+OLLAMA_CAPABILITIES = HostCapabilities()
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Deadlines in seconds.
+
+    Attributes:
+        connect: to open a TCP connection (short: a LAN host is there or it is not).
+        request: total time for an ordinary request (list, ps, show, delete, copy, version).
+        load: total time for loading a model into memory (big models on slow disks).
+        stream_idle: longest silence between two lines of a stream before it is declared dead.
+    """
+
+    connect: float = 3.0
+    request: float = 30.0
+    load: float = 300.0
+    stream_idle: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +219,81 @@ class PullProgress:
     done: bool = False
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call the model asked for. ``arguments`` is already parsed JSON."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a conversation, in a host-neutral shape."""
+
+    role: str  # system | user | assistant | tool
+    content: str = ""
+    thinking: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_name: str = ""  # for role "tool": which tool produced it
+    tool_call_id: str = ""  # for role "tool": the call it answers (OpenAI-compatible hosts)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What to send for one reply.
+
+    ``tools`` are JSON-schema function definitions in the common
+    ``{"type": "function", "function": {...}}`` shape; ``options`` are sampling options
+    (temperature, top_p, top_k, num_ctx, seed, num_predict) mapped per host type.
+    """
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[Mapping[str, Any], ...] = ()
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    think: bool | str | None = None
+    keep_alive: str | float | None = None
+
+
+@dataclass(frozen=True)
+class ChatStats:
+    """Figures of one finished reply. Host-reported where the host gives them."""
+
+    done_reason: str = ""
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    time_to_first_token_ms: float | None = None  # wall clock, measured by Corral
+    total_ms: float | None = None  # wall clock, measured by Corral
+    tokens_per_s: float | None = None  # host-reported decode speed where given
+    prompt_tokens_per_s: float | None = None
+    load_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ContentChunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingChunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallChunk:
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class FinalChunk:
+    stats: ChatStats
+
+
+ChatChunk = ContentChunk | ThinkingChunk | ToolCallChunk | FinalChunk
+
+
 @runtime_checkable
 class Host(Protocol):
     """What every model host offers. Every method raises only CorralError subclasses.
@@ -171,6 +305,11 @@ class Host(Protocol):
 
     config: HostConfig
     in_flight: int
+
+    @property
+    def capabilities(self) -> HostCapabilities:
+        """What this host supports (may change after a probe, e.g. llama.cpp router mode)."""
+        ...
 
     async def health(self) -> HostHealth:
         """Probe the host; never raises for a host that is down (returns online=False)."""
@@ -195,5 +334,9 @@ class Host(Protocol):
     async def delete(self, model: str) -> None: ...
 
     async def copy(self, source: str, destination: str) -> None: ...
+
+    def chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Stream one reply; the last chunk is a FinalChunk. Cancel to stop."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -14,7 +14,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -36,35 +35,30 @@ from app.core.errors import (
     StreamInterrupted,
 )
 from app.core.hosts.base import (
+    OLLAMA_CAPABILITIES,
+    ChatChunk,
+    ChatMessage,
+    ChatRequest,
+    ChatStats,
+    ContentChunk,
+    FinalChunk,
+    HostCapabilities,
     HostConfig,
     HostHealth,
     ModelDetail,
     ModelInfo,
     PullProgress,
     RunningModel,
+    ThinkingChunk,
+    Timeouts,
+    ToolCall,
+    ToolCallChunk,
 )
 from app.core.models.progress import PullTracker
 
 T = TypeVar("T")
 
 _GO_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Deadlines in seconds.
-
-    Attributes:
-        connect: to open a TCP connection (short: a LAN host is there or it is not).
-        request: total time for an ordinary request (list, ps, show, delete, copy, version).
-        load: total time for loading a model into memory (big models on slow disks).
-        stream_idle: longest silence between two lines of a stream before it is declared dead.
-    """
-
-    connect: float = 3.0
-    request: float = 30.0
-    load: float = 300.0
-    stream_idle: float = 300.0
 
 
 def normalize_keep_alive(value: str | float | int) -> str | float:
@@ -121,6 +115,10 @@ class OllamaHost:
         self._client: ollama.AsyncClient | None = None
         self._http: httpx.AsyncClient | None = None
         self.in_flight = 0
+
+    @property
+    def capabilities(self) -> HostCapabilities:
+        return OLLAMA_CAPABILITIES
 
     # -- clients (created lazily, inside the running loop) ----------------------------
     def _headers(self) -> dict[str, str]:
@@ -418,3 +416,109 @@ class OllamaHost:
         await self._call(
             f"copying {src} to {dst}", lambda: self._ollama().copy(src, dst), model=src
         )
+
+    # -- chat -------------------------------------------------------------------------
+    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Stream a reply from /api/chat.
+
+        Posted with plain httpx rather than the ollama client: the client's tool model
+        drops anyOf, defaults and nested properties from tool schemas.
+        """
+        name = self._require_model(request.model)
+        body: dict[str, Any] = {
+            "model": name,
+            "messages": [_ollama_message(m) for m in request.messages],
+            "stream": True,
+        }
+        if request.tools:
+            body["tools"] = [dict(t) for t in request.tools]
+        if request.options:
+            body["options"] = dict(request.options)
+        if request.think is not None:
+            body["think"] = request.think
+        if request.keep_alive is not None:
+            body["keep_alive"] = normalize_keep_alive(request.keep_alive)
+        action = f"answering with {name}"
+        t = self.timeouts
+        timeout = httpx.Timeout(
+            connect=t.connect, read=t.stream_idle, write=t.request, pool=t.connect
+        )
+        start = self._clock()
+        first: float | None = None
+        self.in_flight += 1
+        try:
+            async with self._raw().stream("POST", "/api/chat", json=body, timeout=timeout) as r:
+                if r.status_code != 200:
+                    text = (await r.aread()).decode("utf-8", "replace")
+                    raise ollama.ResponseError(text, r.status_code)
+                async for line in r.aiter_lines():
+                    if not line.strip():
+                        continue
+                    part = json.loads(line)
+                    if not isinstance(part, dict):
+                        raise ValueError("chat line is not an object")
+                    if part.get("error"):
+                        raise ollama.ResponseError(str(part["error"]))
+                    msg = part.get("message") or {}
+                    if msg.get("thinking"):
+                        first = first if first is not None else self._clock()
+                        yield ThinkingChunk(str(msg["thinking"]))
+                    if msg.get("content"):
+                        first = first if first is not None else self._clock()
+                        yield ContentChunk(str(msg["content"]))
+                    for call in msg.get("tool_calls") or ():
+                        fn = call.get("function") or {}
+                        first = first if first is not None else self._clock()
+                        yield ToolCallChunk(
+                            ToolCall(
+                                name=str(fn.get("name", "")),
+                                arguments=dict(fn.get("arguments") or {}),
+                                id=str(call.get("id", "")),
+                            )
+                        )
+                    if part.get("done"):
+                        end = self._clock()
+                        yield FinalChunk(_ollama_stats(part, start, first, end))
+                        return
+            raise StreamInterrupted(f"{self.config.name} ended the reply before it was done.")
+        except (CorralError, asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise self._translate(
+                exc, action=action, model=name, deadline=self.timeouts.stream_idle
+            ) from exc
+        finally:
+            self.in_flight -= 1
+
+
+def _ollama_message(m: ChatMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.thinking:
+        out["thinking"] = m.thinking
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"function": {"name": c.name, "arguments": dict(c.arguments)}} for c in m.tool_calls
+        ]
+    if m.tool_name:
+        out["tool_name"] = m.tool_name
+    return out
+
+
+def _ollama_stats(part: dict[str, Any], start: float, first: float | None, end: float) -> ChatStats:
+    def ns(key: str) -> int | None:
+        value = part.get(key)
+        return int(value) if isinstance(value, int | float) else None
+
+    eval_count, eval_ns = ns("eval_count"), ns("eval_duration")
+    prompt_count, prompt_ns = ns("prompt_eval_count"), ns("prompt_eval_duration")
+    load_ns = ns("load_duration")
+    return ChatStats(
+        done_reason=str(part.get("done_reason") or ""),
+        prompt_tokens=prompt_count,
+        output_tokens=eval_count,
+        time_to_first_token_ms=(first - start) * 1000.0 if first is not None else None,
+        total_ms=(end - start) * 1000.0,
+        tokens_per_s=eval_count / eval_ns * 1e9 if eval_count and eval_ns else None,
+        prompt_tokens_per_s=prompt_count / prompt_ns * 1e9 if prompt_count and prompt_ns else None,
+        load_ms=load_ns / 1e6 if load_ns is not None else None,
+    )

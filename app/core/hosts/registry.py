@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from app.core.errors import InvalidInput, SecretNotStored, SettingsError
 from app.core.events import Event
 from app.core.hosts.address import DEFAULT_OLLAMA_URL, normalize_host_url, parse_ollama_host
-from app.core.hosts.base import Host, HostConfig, HostKind
-from app.core.hosts.ollama import OllamaHost, Timeouts
+from app.core.hosts.base import Host, HostConfig, HostKind, Timeouts
+from app.core.hosts.ollama import OllamaHost
 from app.core.secrets import SecretStore, is_sensitive_header
 from app.core.settings import HeaderEntry, HostEntry, Settings, SettingsStore
 
