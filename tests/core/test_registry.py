@@ -160,3 +160,32 @@ async def test_host_objects_are_cached_and_replaced_on_edit(tmp_path: Path) -> N
     second = registry.host(config.id)
     assert second is not first and second.config.name == "Other"
     await registry.aclose()
+
+
+def test_hosts_found_on_this_machine_appear_at_once_but_are_not_saved(tmp_path: Path) -> None:
+    from app.core.hosts.base import HostKind
+
+    registry = make(tmp_path)
+    seen: list[list[HostConfig]] = []
+    registry.changed.connect(seen.append)
+    lmstudio = HostConfig("local-1234", "LM Studio", "127.0.0.1:1234", HostKind.LMSTUDIO)
+    again = HostConfig("local-11434", "Ollama", "127.0.0.1:11434", HostKind.OLLAMA)
+    registry.set_local_hosts([lmstudio, again])
+    hosts = registry.hosts()
+    assert [(h.id, h.url, h.kind, h.source) for h in hosts] == [
+        (LOCAL_ID, "http://127.0.0.1:11434", HostKind.OLLAMA, "default"),
+        ("local-1234", "http://127.0.0.1:1234", HostKind.LMSTUDIO, "local"),
+    ]  # the default Ollama is not listed twice
+    assert seen and seen[-1] == hosts
+    assert not (tmp_path / "settings.json").exists()
+    # Renaming it saves it, with its kind.
+    registry.update("local-1234", name="Studio")
+    assert make(tmp_path).settings.hosts[0].kind == "lmstudio"
+
+
+def test_added_hosts_keep_their_kind(tmp_path: Path) -> None:
+    from app.core.hosts.base import HostKind
+
+    registry = make(tmp_path)
+    config = registry.add("127.0.0.9:8080", "llama box", kind=HostKind.LLAMACPP)
+    assert make(tmp_path).get(config.id).kind is HostKind.LLAMACPP

@@ -77,6 +77,9 @@ class HostRegistry:
         self._secret_cache: dict[str, str | None] = {}
         self._hosts: dict[str, tuple[HostConfig, Host]] = {}
         self._retired: list[Host] = []
+        # Hosts found on this machine (LM Studio, llama.cpp, vLLM on their usual ports):
+        # shown at once, like the built-in host, but not written to the settings file.
+        self._local_found: list[HostConfig] = []
 
     # -- reading ----------------------------------------------------------------------
     def _builtins(self) -> list[HostConfig]:
@@ -86,6 +89,13 @@ class HostRegistry:
             url = parse_ollama_host(raw)
             if url != DEFAULT_OLLAMA_URL:
                 out.append(HostConfig(ENV_ID, f"OLLAMA_HOST ({url})", url, source="env"))
+        known = {c.url for c in out}
+        saved = {e.url: e.id for e in self.settings.hosts}
+        out.extend(
+            c
+            for c in self._local_found
+            if c.url not in known and saved.get(c.url, c.id) == c.id  # not a user's host
+        )
         return out
 
     def _config_from_entry(self, entry: HostEntry, source: str) -> HostConfig:
@@ -115,8 +125,9 @@ class HostRegistry:
                 continue
             entry = saved.pop(builtin.id, None)
             out.append(self._config_from_entry(entry, builtin.source) if entry else builtin)
+        builtin_ids = {LOCAL_ID, ENV_ID} | {c.id for c in self._local_found}
         for entry in saved.values():
-            if entry.id in (LOCAL_ID, ENV_ID):
+            if entry.id in builtin_ids:
                 continue  # an edited built-in whose origin is gone (OLLAMA_HOST unset)
             out.append(self._config_from_entry(entry, "user"))
         return out
@@ -149,11 +160,22 @@ class HostRegistry:
         return [h.name for h in entry.headers if h.secret and h.name.lower() not in present]
 
     # -- changing ---------------------------------------------------------------------
-    def add(self, url: str, name: str = "", headers: Iterable[tuple[str, str]] = ()) -> HostConfig:
+    def add(
+        self,
+        url: str,
+        name: str = "",
+        headers: Iterable[tuple[str, str]] = (),
+        kind: HostKind = HostKind.OLLAMA,
+    ) -> HostConfig:
         canonical = normalize_host_url(url)
         self._check_unique(canonical, except_id=None)
         host_id = "h-" + _random.token_hex(4)
-        entry = HostEntry(id=host_id, name=name.strip() or _default_name(canonical), url=canonical)
+        entry = HostEntry(
+            id=host_id,
+            name=name.strip() or _default_name(canonical),
+            url=canonical,
+            kind=kind.value,
+        )
         entry.headers = self._store_headers(host_id, headers)
         self.settings.hosts.append(entry)
         self._save()
@@ -172,7 +194,9 @@ class HostRegistry:
         self._check_unique(canonical, except_id=host_id)
         entry = next((e for e in self.settings.hosts if e.id == host_id), None)
         if entry is None:  # first edit of a built-in host
-            entry = HostEntry(id=host_id, name=current.name, url=current.url)
+            entry = HostEntry(
+                id=host_id, name=current.name, url=current.url, kind=current.kind.value
+            )
             entry.headers = [HeaderEntry(n, v) for n, v in current.headers]
             self.settings.hosts.append(entry)
         entry.url = canonical
@@ -190,12 +214,27 @@ class HostRegistry:
         if entry is not None:
             self._forget_secrets(entry)
             self.settings.hosts.remove(entry)
-        if host_id in (LOCAL_ID, ENV_ID) and host_id not in self.settings.hidden_hosts:
+        builtin = host_id in (LOCAL_ID, ENV_ID) or any(c.id == host_id for c in self._local_found)
+        if builtin and host_id not in self.settings.hidden_hosts:
             self.settings.hidden_hosts.append(host_id)
         cached = self._hosts.pop(host_id, None)
         if cached is not None:
             self._retired.append(cached[1])
         self._save()
+
+    def set_local_hosts(self, found: Iterable[HostConfig]) -> None:
+        """Show the hosts found on this machine (ids ``local-<port>``) without saving them.
+
+        Hosts whose address is already listed (the built-in one, a user's host) are left out.
+        """
+        configs = [
+            HostConfig(c.id, c.name, normalize_host_url(c.url), c.kind, c.headers, "local")
+            for c in found
+        ]
+        if configs == self._local_found:
+            return
+        self._local_found = configs
+        self.changed.emit(self.hosts())
 
     def restore_builtin_hosts(self) -> None:
         self.settings.hidden_hosts.clear()
