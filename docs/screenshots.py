@@ -26,7 +26,7 @@ from app.ui.event_loop import CorralEventLoop
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
-from tests.ui.waiting import wait_for
+from tests.support.waiting import wait_for
 
 OUT = Path(__file__).resolve().parent
 

@@ -232,7 +232,7 @@ async def test_unreachable_host() -> None:
 
 async def test_hanging_host_times_out_and_leaves_no_task(fake: FakeOllama) -> None:
     fake.faults.hang = True
-    h = make_host(fake.url, request=0.3, stream_idle=0.3)
+    h = make_host(fake.url, request=0.3, stream_idle=0.3, probe=0.3)
     try:
         with pytest.raises(HostTimeout, match=r"did not answer within 0\.3 s"):
             await h.list_models()

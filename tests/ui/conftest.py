@@ -2,7 +2,7 @@
 
 Every ``async def`` test under tests/ui runs on a qasync loop (the Qt event loop), so that
 widgets, timers and httpx all run together as they do in the app. Inside such a test,
-wait with :func:`tests.ui.waiting.wait_for`, not with ``qtbot.waitUntil``/``waitSignal``
+wait with :func:`tests.support.waiting.wait_for`, not with ``qtbot.waitUntil``/``waitSignal``
 (they spin a nested Qt loop, which qasync refuses while a task runs).
 """
 
@@ -26,7 +26,7 @@ from app.ui.event_loop import CorralEventLoop
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
-from tests.ui.waiting import wait_for
+from tests.support.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 

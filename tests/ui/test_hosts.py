@@ -19,9 +19,9 @@ from app.ui.item_models import HostTableModel, ModelTableModel
 from app.ui.main_window import NO_HOST_MESSAGE
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
+from tests.support.waiting import wait_for
 from tests.ui.conftest import WindowOpener
 from tests.ui.helpers import host_cell, host_id_for, host_state, model_cell, model_names
-from tests.ui.waiting import wait_for
 
 
 def _text_of(path: Path) -> str:

@@ -9,9 +9,9 @@ from app.ui.details_dialog import ModelDetailsDialog
 from app.ui.item_models import ModelTableModel
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
+from tests.support.waiting import wait_for
 from tests.ui.conftest import WindowOpener
 from tests.ui.helpers import model_cell, model_names
-from tests.ui.waiting import wait_for
 
 
 async def _ready(window: MainWindow, model: str) -> None:

@@ -8,9 +8,9 @@ from app.core.hosts.registry import HostRegistry
 from app.ui.main_window import MainWindow
 from app.ui.pull_dialog import PullDialog
 from tests.fakes.ollama import FakeOllama
+from tests.support.waiting import wait_for
 from tests.ui.conftest import WindowOpener
 from tests.ui.helpers import model_names
-from tests.ui.waiting import wait_for
 
 
 async def _open_pull_dialog(window: MainWindow, qtbot, model: str) -> PullDialog:

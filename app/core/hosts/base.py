@@ -68,12 +68,14 @@ class Timeouts:
         request: total time for an ordinary request (list, ps, show, delete, copy, version).
         load: total time for loading a model into memory (big models on slow disks).
         stream_idle: longest silence between two lines of a stream before it is declared dead.
+        probe: total time for a health probe (short: a probe that waits long is a verdict).
     """
 
     connect: float = 3.0
     request: float = 30.0
     load: float = 300.0
     stream_idle: float = 300.0
+    probe: float = 5.0
 
 
 @dataclass(frozen=True)

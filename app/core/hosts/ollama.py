@@ -250,6 +250,9 @@ class OllamaHost:
 
     # -- operations -------------------------------------------------------------------
     async def version(self) -> str:
+        return await self._version(self.timeouts.request)
+
+    async def _version(self, deadline: float) -> str:
         async def go() -> str:
             r = await self._raw().get("/api/version")
             if r.status_code != 200:
@@ -259,12 +262,12 @@ class OllamaHost:
                 raise ValueError("no version in reply")
             return version
 
-        return await self._call("asking for its version", go)
+        return await self._call("asking for its version", go, deadline=deadline)
 
     async def health(self) -> HostHealth:
         start = self._clock()
         try:
-            version = await self.version()
+            version = await self._version(self.timeouts.probe)
         except CorralError as exc:
             return HostHealth(online=False, checked_at=datetime.now(UTC), error=exc.message)
         rtt_ms = (self._clock() - start) * 1000.0

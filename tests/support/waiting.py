@@ -1,4 +1,4 @@
-"""Waiting for the UI inside coroutine tests on a running qasync loop.
+"""Waiting for a condition inside coroutine tests (plain asyncio or a running qasync loop).
 
 ``qtbot.waitUntil`` and ``qtbot.waitSignal`` spin a nested Qt event loop, which fails while
 a qasync task runs. :func:`wait_for` polls with short awaits instead, so the loop (and with

@@ -1,0 +1,1 @@
+"""Latency and other time series: ring buffers and their summaries."""
