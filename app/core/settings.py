@@ -65,6 +65,12 @@ class Settings:
     connect_timeout_s: float = 3.0
     request_timeout_s: float = 30.0
     load_timeout_s: float = 300.0
+    probe_timeout_s: float = 5.0
+    backoff_max_s: float = 30.0
+    slow_rtt_ms: float = 1000.0
+    # ports probed on this machine and in network scans: Ollama, LM Studio, llama.cpp, vLLM
+    scan_ports: list[int] = field(default_factory=lambda: [11434, 1234, 8080, 8000])
+    scan_max_prefix: int = 22  # the largest network scanned without asking: a /22
     extra: dict[str, Any] = field(default_factory=dict)  # keys from newer minor versions, kept
 
     def to_json(self) -> dict[str, Any]:
@@ -103,6 +109,20 @@ class Settings:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ValueError(f"{key} must be a positive number")
                 setattr(out, key, float(value))
+        ports = data.get("scan_ports", out.scan_ports)
+        if (
+            not isinstance(ports, list)
+            or not ports
+            or not all(
+                isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports
+            )
+        ):
+            raise ValueError("scan_ports must be a list of port numbers")
+        out.scan_ports = list(ports)
+        prefix = data.get("scan_max_prefix", out.scan_max_prefix)
+        if isinstance(prefix, bool) or not isinstance(prefix, int) or not 16 <= prefix <= 32:
+            raise ValueError("scan_max_prefix must be a whole number from 16 to 32")
+        out.scan_max_prefix = prefix
         hidden = data.get("hidden_hosts", [])
         if not isinstance(hidden, list) or not all(isinstance(h, str) for h in hidden):
             raise ValueError("hidden_hosts must be a list of host ids")

@@ -49,6 +49,8 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
         hidden_hosts=["local"],
         default_keep_alive="30m",
         refresh_interval_s=2.5,
+        scan_ports=[11434, 9999],
+        slow_rtt_ms=250.0,
         extra={"future_setting": {"a": 1}},
     )
     store.save(settings)
@@ -94,6 +96,8 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
         ('{"schema_version": 1, "hosts": [{"id": "x", "name": "n"}]}', "host #1 has no url"),
         ('{"schema_version": 1, "refresh_interval_s": -5}', "positive number"),
         ('{"schema_version": 1, "default_keep_alive": 5}', "must be text"),
+        ('{"schema_version": 1, "scan_ports": [80, 70000]}', "scan_ports"),
+        ('{"schema_version": 1, "scan_max_prefix": 8}', "scan_max_prefix"),
     ],
 )
 def test_unusable_file_is_kept_aside_reported_and_replaced_by_defaults(

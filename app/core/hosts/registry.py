@@ -37,6 +37,7 @@ def default_host_factory(config: HostConfig, settings: Settings) -> Host:
             connect=settings.connect_timeout_s,
             request=settings.request_timeout_s,
             load=settings.load_timeout_s,
+            probe=settings.probe_timeout_s,
         ),
         default_keep_alive=settings.default_keep_alive,
     )
