@@ -103,6 +103,9 @@ class Settings:
             "connect_timeout_s",
             "request_timeout_s",
             "load_timeout_s",
+            "probe_timeout_s",
+            "backoff_max_s",
+            "slow_rtt_ms",
         ):
             if key in data:
                 value = data[key]
