@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.host_ops",
         "list + ps + show through Corral's Ollama host vs the raw ollama.AsyncClient",
     ),
+    "scan": ("bench.scan", "scan of a /24 x 4 ports for 8 fake hosts vs a plain TCP connect sweep"),
 }
 
 

@@ -91,3 +91,11 @@ class SettingsError(CorralError):
 
 class SecretNotStored(CorralError):
     """A secret could not be kept because no OS keyring is available."""
+
+
+class ScanFailed(CorralError):
+    """A network scan could not go on (this machine ran out of sockets, bad scan settings)."""
+
+
+class MdnsUnavailable(CorralError):
+    """mDNS could not be started (no usable interface, the port could not be opened)."""

@@ -189,3 +189,9 @@ def test_added_hosts_keep_their_kind(tmp_path: Path) -> None:
     registry = make(tmp_path)
     config = registry.add("127.0.0.9:8080", "llama box", kind=HostKind.LLAMACPP)
     assert make(tmp_path).get(config.id).kind is HostKind.LLAMACPP
+    # and the live host object is of the matching type
+    from app.core.hosts.ollama import OllamaHost
+    from app.core.hosts.openai import OpenAIHost
+
+    assert isinstance(registry.host(config.id), OpenAIHost)
+    assert isinstance(registry.host("local"), OllamaHost)

@@ -836,7 +836,13 @@ class FakeOllama:
         self._wake_w: socket.socket | None = None
         self._conns: dict[_Handler, threading.Thread] = {}
         self._stopped = False
-        for m in DEFAULT_MODELS if models is None else models:
+        if models is None:
+            # Like two real machines, two fakes pulled their models at different instants:
+            # each instance gets its own sub-second part of modified_at.
+            models = [
+                replace(m, modified_at=_with_random_fraction(m.modified_at)) for m in DEFAULT_MODELS
+            ]
+        for m in models:
             self.add_model(m)
         self.set_catalog(DEFAULT_CATALOG if catalog is None else catalog)
 
@@ -1701,6 +1707,12 @@ def _copy_model(model: FakeModel, **changes: Any) -> FakeModel:
     changes.setdefault("capabilities", list(model.capabilities))
     changes.setdefault("families", families)
     return replace(model, **changes)
+
+
+def _with_random_fraction(stamp: str) -> str:
+    """The same RFC 3339 time with a random nanosecond fraction."""
+    fraction = f".{random.randrange(10**9):09d}"
+    return re.sub(r"(T\d\d:\d\d:\d\d)(\.\d+)?", lambda m: m.group(1) + fraction, stamp, count=1)
 
 
 def _default_model(name: str) -> FakeModel:

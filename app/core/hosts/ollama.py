@@ -192,7 +192,7 @@ class OllamaHost:
                     f"{name} reported an error while {action}: {msg}.", host=name, status=200
                 )
             return HostRequestFailed(
-                f"{name} could not {action}: {msg} (HTTP {status}).", host=name, status=status
+                f"{name} failed while {action}: {msg} (HTTP {status}).", host=name, status=status
             )
         if isinstance(exc, httpx.ConnectTimeout):
             return HostUnreachable(
@@ -265,6 +265,7 @@ class OllamaHost:
         return await self._call("asking for its version", go, deadline=deadline)
 
     async def health(self) -> HostHealth:
+        self._raw()  # the client is set up before the clock starts: only the round trip counts
         start = self._clock()
         try:
             version = await self._version(self.timeouts.probe)
@@ -483,7 +484,9 @@ class OllamaHost:
                         end = self._clock()
                         yield FinalChunk(_ollama_stats(part, start, first, end))
                         return
-            raise StreamInterrupted(f"{self.config.name} ended the reply before it was done.")
+            raise StreamInterrupted(
+                f"{self.config.name} ended the reply before it was done.", host=self.config.name
+            )
         except (CorralError, asyncio.CancelledError, GeneratorExit):
             raise
         except Exception as exc:

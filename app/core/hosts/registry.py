@@ -19,6 +19,7 @@ from app.core.events import Event
 from app.core.hosts.address import DEFAULT_OLLAMA_URL, normalize_host_url, parse_ollama_host
 from app.core.hosts.base import Host, HostConfig, HostKind, Timeouts
 from app.core.hosts.ollama import OllamaHost
+from app.core.hosts.openai import OpenAIHost
 from app.core.secrets import SecretStore, is_sensitive_header
 from app.core.settings import HeaderEntry, HostEntry, Settings, SettingsStore
 
@@ -31,16 +32,16 @@ HostFactory = Callable[[HostConfig, Settings], Host]
 
 
 def default_host_factory(config: HostConfig, settings: Settings) -> Host:
-    return OllamaHost(
-        config,
-        timeouts=Timeouts(
-            connect=settings.connect_timeout_s,
-            request=settings.request_timeout_s,
-            load=settings.load_timeout_s,
-            probe=settings.probe_timeout_s,
-        ),
-        default_keep_alive=settings.default_keep_alive,
+    """The live host object for a config: by kind, with the timeouts of the settings."""
+    timeouts = Timeouts(
+        connect=settings.connect_timeout_s,
+        request=settings.request_timeout_s,
+        load=settings.load_timeout_s,
+        probe=settings.probe_timeout_s,
     )
+    if config.kind is HostKind.OLLAMA:
+        return OllamaHost(config, timeouts=timeouts, default_keep_alive=settings.default_keep_alive)
+    return OpenAIHost(config, timeouts=timeouts)
 
 
 def _secret_key(host_id: str, header: str) -> str:
