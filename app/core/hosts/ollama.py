@@ -13,21 +13,17 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-import httpx
 import ollama
-import pydantic
 
 from app.core.errors import (
-    BadResponse,
     CapabilityMissing,
     CorralError,
     HostRequestFailed,
-    HostTimeout,
     HostUnreachable,
     InvalidInput,
     ModelNotFound,
@@ -54,6 +50,7 @@ from app.core.hosts.base import (
     ToolCall,
     ToolCallChunk,
 )
+from app.core.hosts.http import HttpHost
 from app.core.models.progress import PullTracker
 
 T = TypeVar("T")
@@ -91,7 +88,7 @@ def _details(d: ollama.ListResponse.Model | ollama.ProcessResponse.Model) -> dic
     }
 
 
-class OllamaHost:
+class OllamaHost(HttpHost):
     """An Ollama server reached over HTTP.
 
     Attributes:
@@ -108,63 +105,41 @@ class OllamaHost:
         default_keep_alive: str | float = "5m",
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.config = config
-        self.timeouts = timeouts or Timeouts()
+        super().__init__(config, timeouts=timeouts, clock=clock)
         self.default_keep_alive = normalize_keep_alive(default_keep_alive)
-        self._clock = clock
-        self._client: ollama.AsyncClient | None = None
-        self._http: httpx.AsyncClient | None = None
-        self.in_flight = 0
+        self._ollama_client: ollama.AsyncClient | None = None
 
     @property
     def capabilities(self) -> HostCapabilities:
         return OLLAMA_CAPABILITIES
 
     # -- clients (created lazily, inside the running loop) ----------------------------
-    def _headers(self) -> dict[str, str]:
-        return dict(self.config.headers)
-
-    def _httpx_timeout(self) -> httpx.Timeout:
-        t = self.timeouts
-        return httpx.Timeout(connect=t.connect, read=None, write=t.request, pool=t.connect)
-
     def _ollama(self) -> ollama.AsyncClient:
-        if self._client is None:
+        if self._ollama_client is None:
             client = ollama.AsyncClient(
-                host=self.config.url, timeout=self._httpx_timeout(), headers=self._headers()
+                host=self.config.url,
+                timeout=self._httpx_timeout(),
+                headers=self.config.header_dict(),
             )
             # The ollama client adds OLLAMA_API_KEY (a cloud credential) to every request
             # when no Authorization header is given; never send it to a host that was not
             # configured with it.
             if not any(k.lower() == "authorization" for k, _ in self.config.headers):
                 client._client.headers.pop("authorization", None)
-            self._client = client
-        return self._client
-
-    def _raw(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self.config.url,
-                headers=self._headers(),
-                timeout=self._httpx_timeout(),
-            )
-        return self._http
+            self._ollama_client = client
+        return self._ollama_client
 
     async def aclose(self) -> None:
-        client, http = self._client, self._http
-        self._client = self._http = None
+        client, self._ollama_client = self._ollama_client, None
         if client is not None:
             await client.close()  # type: ignore[no-untyped-call]
-        if http is not None:
-            await http.aclose()
+        await super().aclose()
 
     # -- error translation ------------------------------------------------------------
-    def _translate(
-        self, exc: BaseException, *, action: str, model: str = "", deadline: float | None = None
-    ) -> CorralError:
-        name, url = self.config.name, self.config.url
-        if isinstance(exc, CorralError):
-            return exc
+    def _translate_reply(
+        self, exc: BaseException, *, action: str, model: str
+    ) -> CorralError | None:
+        name = self.config.name
         if isinstance(exc, ollama.ResponseError):
             msg, status = str(exc.error).strip(), exc.status_code
             if status == 404:
@@ -194,59 +169,13 @@ class OllamaHost:
             return HostRequestFailed(
                 f"{name} failed while {action}: {msg} (HTTP {status}).", host=name, status=status
             )
-        if isinstance(exc, httpx.ConnectTimeout):
-            return HostUnreachable(
-                f"{name} at {url} did not accept a connection within {self.timeouts.connect:g} s.",
-                host=name,
-            )
-        if isinstance(exc, httpx.TimeoutException | TimeoutError):
-            limit = deadline if deadline is not None else self.timeouts.request
-            return HostTimeout(
-                f"{name} did not answer within {limit:g} s while {action}.", host=name
-            )
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-            return StreamInterrupted(f"{name} closed the connection while {action}.", host=name)
-        if isinstance(exc, httpx.ConnectError | ConnectionError | httpx.UnsupportedProtocol):
-            return HostUnreachable(
-                f"Cannot connect to {name} at {url}: is the server running and reachable?",
-                host=name,
-            )
-        if isinstance(exc, httpx.HTTPError | OSError):
-            return HostUnreachable(f"Network error talking to {name}: {exc}.", host=name)
-        if isinstance(
-            exc, pydantic.ValidationError | json.JSONDecodeError | ValueError | KeyError | TypeError
-        ):
-            return BadResponse(
-                f"{name} sent a reply Corral does not understand while {action}.", host=name
-            )
-        return CorralError(f"Unexpected error while {action} on {name}: {exc!r}.", host=name)
-
-    async def _call(
-        self,
-        action: str,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        model: str = "",
-        deadline: float | None = None,
-    ) -> T:
-        limit = deadline if deadline is not None else self.timeouts.request
-        self.in_flight += 1
-        try:
-            async with asyncio.timeout(limit):
-                return await fn()
-        except CorralError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, action=action, model=model, deadline=limit) from exc
-        finally:
-            self.in_flight -= 1
+        return None
 
     @staticmethod
-    def _require_model(model: str) -> str:
-        name = (model or "").strip()
-        if not name:
-            raise InvalidInput("Enter a model name, for example llama3.2 or qwen3:0.6b.")
-        return name
+    def _require_model(model: str, hint: str = "") -> str:
+        return HttpHost._require_model(
+            model, hint or "Enter a model name, for example llama3.2 or qwen3:0.6b."
+        )
 
     # -- operations -------------------------------------------------------------------
     async def version(self) -> str:
@@ -254,7 +183,7 @@ class OllamaHost:
 
     async def _version(self, deadline: float) -> str:
         async def go() -> str:
-            r = await self._raw().get("/api/version")
+            r = await self._client().get("/api/version")
             if r.status_code != 200:
                 raise ollama.ResponseError(r.text, r.status_code)
             version = r.json().get("version")
@@ -265,7 +194,7 @@ class OllamaHost:
         return await self._call("asking for its version", go, deadline=deadline)
 
     async def health(self) -> HostHealth:
-        self._raw()  # the client is set up before the clock starts: only the round trip counts
+        self._client()  # the client is set up before the clock starts: only the round trip counts
         start = self._clock()
         try:
             version = await self._version(self.timeouts.probe)
@@ -443,15 +372,12 @@ class OllamaHost:
         if request.keep_alive is not None:
             body["keep_alive"] = normalize_keep_alive(request.keep_alive)
         action = f"answering with {name}"
-        t = self.timeouts
-        timeout = httpx.Timeout(
-            connect=t.connect, read=t.stream_idle, write=t.request, pool=t.connect
-        )
+        timeout = self._stream_timeout()
         start = self._clock()
         first: float | None = None
         self.in_flight += 1
         try:
-            async with self._raw().stream("POST", "/api/chat", json=body, timeout=timeout) as r:
+            async with self._client().stream("POST", "/api/chat", json=body, timeout=timeout) as r:
                 if r.status_code != 200:
                     text = (await r.aread()).decode("utf-8", "replace")
                     raise ollama.ResponseError(text, r.status_code)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -31,8 +31,6 @@ from app.core.errors import (
     CapabilityMissing,
     CorralError,
     HostRequestFailed,
-    HostTimeout,
-    HostUnreachable,
     InvalidInput,
     ModelNotFound,
     StreamInterrupted,
@@ -57,6 +55,7 @@ from app.core.hosts.base import (
     ToolCall,
     ToolCallChunk,
 )
+from app.core.hosts.http import HttpHost
 
 __all__ = ["OpenAIHost", "SseParser"]
 
@@ -202,7 +201,7 @@ class _HTTPStatus(Exception):
 # --------------------------------------------------------------------------- host
 
 
-class OpenAIHost:
+class OpenAIHost(HttpHost):
     """An OpenAI-compatible model server reached over HTTP.
 
     Attributes:
@@ -222,11 +221,8 @@ class OpenAIHost:
         if config.kind is HostKind.OLLAMA:
             raise InvalidInput("An Ollama host is reached through the Ollama host type.")
         self.config = config
+        super().__init__(config, timeouts=timeouts, clock=clock)
         self.kind = config.kind
-        self.timeouts = timeouts or Timeouts()
-        self._clock = clock
-        self._http: httpx.AsyncClient | None = None
-        self.in_flight = 0
         self.router: bool | None = None if config.kind is HostKind.LLAMACPP else False
 
     @property
@@ -244,57 +240,13 @@ class OpenAIHost:
             reasons=MappingProxyType(reasons),
         )
 
-    # -- client (created lazily, inside the running loop) ----------------------------
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            t = self.timeouts
-            self._http = httpx.AsyncClient(
-                base_url=self.config.url,
-                headers=self.config.header_dict(),
-                timeout=httpx.Timeout(
-                    connect=t.connect, read=None, write=t.request, pool=t.connect
-                ),
-            )
-        return self._http
-
-    async def aclose(self) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
-
     # -- error translation ------------------------------------------------------------
-    def _translate(
-        self, exc: BaseException, *, action: str, model: str = "", deadline: float | None = None
-    ) -> CorralError:
-        name, url = self.config.name, self.config.url
-        if isinstance(exc, CorralError):
-            return exc
+    def _translate_reply(
+        self, exc: BaseException, *, action: str, model: str
+    ) -> CorralError | None:
         if isinstance(exc, _HTTPStatus):
             return self._status_error(exc.status, exc.body, action=action, model=model)
-        if isinstance(exc, httpx.ConnectTimeout):
-            return HostUnreachable(
-                f"{name} at {url} did not accept a connection within {self.timeouts.connect:g} s.",
-                host=name,
-            )
-        if isinstance(exc, httpx.TimeoutException | TimeoutError):
-            limit = deadline if deadline is not None else self.timeouts.request
-            return HostTimeout(
-                f"{name} did not answer within {limit:g} s while {action}.", host=name
-            )
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-            return StreamInterrupted(f"{name} closed the connection while {action}.", host=name)
-        if isinstance(exc, httpx.ConnectError | ConnectionError | httpx.UnsupportedProtocol):
-            return HostUnreachable(
-                f"Cannot connect to {name} at {url}: is the server running and reachable?",
-                host=name,
-            )
-        if isinstance(exc, httpx.HTTPError | OSError):
-            return HostUnreachable(f"Network error talking to {name}: {exc}.", host=name)
-        if isinstance(exc, ValueError | KeyError | TypeError):
-            return BadResponse(
-                f"{name} sent a reply Corral does not understand while {action}.", host=name
-            )
-        return CorralError(f"Unexpected error while {action} on {name}: {exc!r}.", host=name)
+        return None
 
     def _status_error(self, status: int, body: bytes, *, action: str, model: str) -> CorralError:
         name = self.config.name
@@ -319,26 +271,6 @@ class OpenAIHost:
             f"{name} answered HTTP {status} while {action}{detail}.", host=name, status=status
         )
 
-    async def _call(
-        self,
-        action: str,
-        fn: Callable[[], Awaitable[T]],
-        *,
-        model: str = "",
-        deadline: float | None = None,
-    ) -> T:
-        limit = deadline if deadline is not None else self.timeouts.request
-        self.in_flight += 1
-        try:
-            async with asyncio.timeout(limit):
-                return await fn()
-        except CorralError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, action=action, model=model, deadline=limit) from exc
-        finally:
-            self.in_flight -= 1
-
     async def _request(self, method: str, path: str, body: Any = None) -> Any:
         """One JSON request; the parsed reply of a 2xx status, else _HTTPStatus."""
         r = await self._client().request(method, path, json=body)
@@ -360,11 +292,8 @@ class OpenAIHost:
         return [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str)]
 
     @staticmethod
-    def _require_model(model: str) -> str:
-        name = (model or "").strip()
-        if not name:
-            raise InvalidInput("Enter a model name as the server lists it.")
-        return name
+    def _require_model(model: str, hint: str = "") -> str:
+        return HttpHost._require_model(model, hint or "Enter a model name as the server lists it.")
 
     async def _detect_router(self) -> bool:
         """For llama.cpp: router mode lists each model's status under GET /models."""
@@ -568,10 +497,7 @@ class OpenAIHost:
         name = self._require_model(request.model)
         body = self._chat_body(request, name)
         action = f"answering with {name}"
-        t = self.timeouts
-        timeout = httpx.Timeout(
-            connect=t.connect, read=t.stream_idle, write=t.request, pool=t.connect
-        )
+        timeout = self._stream_timeout()
         state = _Stream(start=self._clock())
         self.in_flight += 1
         try:
