@@ -16,10 +16,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from app import __version__
+from app.core.errors import CorralError
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
+    from app.core.discovery.service import DiscoveryService
+    from app.core.hosts.health import HealthMonitor
     from app.ui.main_window import MainWindow
 
 log = logging.getLogger("corral")
@@ -35,6 +38,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         metavar="PATH",
         help="use this settings file instead of the default",
+    )
+    parser.add_argument(
+        "--no-mdns",
+        action="store_true",
+        help="do not listen for model hosts announced on the network (mDNS)",
     )
     return parser.parse_args(argv)
 
@@ -58,14 +66,49 @@ def _setup_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
 
 
-async def run_window(app: QApplication, window: MainWindow, closing: asyncio.Event) -> None:
-    """Show the window and run until ``closing`` is set; then stop the window's tasks."""
+async def run_window(
+    app: QApplication,
+    window: MainWindow,
+    closing: asyncio.Event,
+    *,
+    health: HealthMonitor | None = None,
+    discovery: DiscoveryService | None = None,
+    mdns: bool = True,
+) -> None:
+    """Show the window and start the services; run until ``closing`` is set; then stop
+    the window's tasks and close the services.
+
+    Nothing scans the network here: the discovery service only looks at this machine
+    (from the window's start) and, unless ``mdns`` is False, listens for mDNS
+    announcements.
+    """
     app.lastWindowClosed.connect(closing.set)
     window.closed.connect(closing.set)
     window.show()
+    if health is not None:
+        health.start()
     window.start()
-    await closing.wait()
-    await window.shutdown()
+    listening: asyncio.Task[None] | None = None
+    if discovery is not None and mdns:
+        listening = asyncio.get_running_loop().create_task(_listen_mdns(discovery), name="mdns")
+    try:
+        await closing.wait()
+    finally:
+        await window.shutdown()
+        if listening is not None:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+        if discovery is not None:
+            await discovery.aclose()
+        if health is not None:
+            await health.aclose()
+
+
+async def _listen_mdns(discovery: DiscoveryService) -> None:
+    try:
+        await discovery.start_mdns()
+    except CorralError as exc:  # no usable interface: Corral works without it
+        log.warning("Hosts announced on the network are not shown: %s", exc.message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # isort: split
     # qasync comes in here, after PySide6, so that it cannot pick another binding.
+    from app.core.discovery.service import DiscoveryService
+    from app.core.hosts.health import HealthMonitor, HealthPolicy
     from app.core.hosts.registry import HostRegistry
     from app.core.secrets import SecretStore
     from app.core.settings import SettingsStore
@@ -103,12 +148,32 @@ def main(argv: list[str] | None = None) -> int:
     registry = HostRegistry(SettingsStore(args.settings), SecretStore())
     for problem in registry.problems:
         log.warning("%s", problem)
-    window = MainWindow(registry)
+    settings = registry.settings
+    health = HealthMonitor(
+        registry,
+        HealthPolicy(
+            interval_s=settings.refresh_interval_s,
+            backoff_max_s=settings.backoff_max_s,
+            slow_ms=settings.slow_rtt_ms,
+        ),
+    )
+    discovery = DiscoveryService(
+        registry,
+        ports=settings.scan_ports,
+        max_prefix=settings.scan_max_prefix,
+        probe_timeout=settings.probe_timeout_s,
+    )
+    window = MainWindow(registry, health, discovery)
 
     closing = asyncio.Event()
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         loop = runner.get_loop()
-        task = loop.create_task(run_window(app, window, closing), name="corral window")
+        task = loop.create_task(
+            run_window(
+                app, window, closing, health=health, discovery=discovery, mdns=not args.no_mdns
+            ),
+            name="corral window",
+        )
         try:
             loop.run_until_complete(task)
         except RuntimeError:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
+from app.core.discovery.scanner import ScanProgress, ScanResult
+from app.core.discovery.service import DiscoveryService, Suggestion
 from app.core.hosts.base import HostConfig
+from app.core.hosts.health import HealthMonitor, HostStatus
 from app.core.hosts.registry import HostRegistry
 
 
@@ -28,3 +31,68 @@ class RegistrySignals(QObject):
     def detach(self) -> None:
         """Stop listening to the registry (before the window goes away)."""
         self._registry.changed.disconnect(self._relay)
+
+
+class HealthSignals(QObject):
+    """Re-emits the :class:`HealthMonitor`'s events as Qt signals.
+
+    Signals:
+        statusChanged(object): a host's :class:`HostStatus` whose state or reason changed.
+        probed(object): a host's :class:`HostStatus` after every probe.
+    """
+
+    statusChanged = Signal(object)
+    probed = Signal(object)
+
+    def __init__(self, monitor: HealthMonitor, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._monitor = monitor
+        monitor.changed.connect(self._relay_changed)
+        monitor.probed.connect(self._relay_probed)
+
+    def _relay_changed(self, status: HostStatus) -> None:
+        self.statusChanged.emit(status)
+
+    def _relay_probed(self, status: HostStatus) -> None:
+        self.probed.emit(status)
+
+    def detach(self) -> None:
+        """Stop listening to the monitor (before the window goes away)."""
+        self._monitor.changed.disconnect(self._relay_changed)
+        self._monitor.probed.disconnect(self._relay_probed)
+
+
+class DiscoverySignals(QObject):
+    """Re-emits the :class:`DiscoveryService`'s events as Qt signals.
+
+    Signals:
+        suggestionsChanged(list): the new list of :class:`Suggestion`.
+        scanProgress(object): a :class:`ScanProgress` of the running scan.
+        scanFinished(object): the :class:`ScanResult` of a scan that completed.
+    """
+
+    suggestionsChanged = Signal(list)
+    scanProgress = Signal(object)
+    scanFinished = Signal(object)
+
+    def __init__(self, discovery: DiscoveryService, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._discovery = discovery
+        discovery.suggestions_changed.connect(self._relay_suggestions)
+        discovery.scan_progress.connect(self._relay_progress)
+        discovery.scan_finished.connect(self._relay_finished)
+
+    def _relay_suggestions(self, suggestions: list[Suggestion]) -> None:
+        self.suggestionsChanged.emit(suggestions)
+
+    def _relay_progress(self, progress: ScanProgress) -> None:
+        self.scanProgress.emit(progress)
+
+    def _relay_finished(self, result: ScanResult) -> None:
+        self.scanFinished.emit(result)
+
+    def detach(self) -> None:
+        """Stop listening to the service (before the window goes away)."""
+        self._discovery.suggestions_changed.disconnect(self._relay_suggestions)
+        self._discovery.scan_progress.disconnect(self._relay_progress)
+        self._discovery.scan_finished.disconnect(self._relay_finished)

@@ -55,8 +55,9 @@ def eta_text(seconds: float | None) -> str:
 
 
 def vram_share(running: RunningModel | None) -> str:
-    """Where a loaded model sits: ``100% GPU``, ``40% GPU / 60% CPU`` or ``CPU``."""
-    if running is None:
+    """Where a loaded model sits: ``100% GPU``, ``40% GPU / 60% CPU`` or ``CPU``; a dash
+    when not loaded, or when the host does not tell (OpenAI-compatible servers)."""
+    if running is None or (running.size <= 0 and running.size_vram <= 0):
         return DASH
     if running.size_vram <= 0:
         return "CPU"

@@ -1,15 +1,35 @@
-"""Icons drawn at run time (no image files needed for the status dots)."""
+"""Icons drawn at run time (no image files needed for the status dots and badges)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QApplication, QStyle
 
 ONLINE_COLOR = QColor("#2e9d4f")
+DEGRADED_COLOR = QColor("#e0a21b")
 OFFLINE_COLOR = QColor("#d0393e")
 UNKNOWN_COLOR = QColor("#9a9a9a")
+
+#: Status dot colour per host state (HostState values).
+STATE_COLORS = {
+    "online": ONLINE_COLOR,
+    "degraded": DEGRADED_COLOR,
+    "offline": OFFLINE_COLOR,
+    "unknown": UNKNOWN_COLOR,
+}
+
+#: Badge colours per host kind (HostKind values): background, text.
+KIND_COLORS = {
+    "ollama": (QColor("#e8eef7"), QColor("#1f3b63")),
+    "llama.cpp": (QColor("#fbeadb"), QColor("#7a3b06")),
+    "lmstudio": (QColor("#ece4fa"), QColor("#46237a")),
+    "vllm": (QColor("#e2f4e8"), QColor("#1c5a31")),
+    "openai": (QColor("#e3f2f3"), QColor("#15545a")),
+}
 
 ICON_FILE = Path(__file__).resolve().parents[2] / "resources" / "corral.svg"
 
@@ -25,6 +45,20 @@ def status_dot(color: QColor, size: int = 14) -> QIcon:
     painter.drawEllipse(QRectF(1.5, 1.5, size - 3.0, size - 3.0))
     painter.end()
     return QIcon(pixmap)
+
+
+@lru_cache(maxsize=16)
+def state_dot(state: str, size: int = 14) -> QIcon:
+    """The status dot of a host state: green online, amber degraded, red offline, grey
+    unknown. The same icon object is returned for the same state and size."""
+    return status_dot(STATE_COLORS.get(state, UNKNOWN_COLOR), size)
+
+
+@lru_cache(maxsize=1)
+def machine_icon() -> QIcon:
+    """The icon of a machine row in the fleet (the style's computer icon)."""
+    style = QApplication.style()
+    return style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon) if style else QIcon()
 
 
 def app_icon() -> QIcon:

@@ -1,4 +1,4 @@
-"""The main window: hosts on the left, the selected host's models on the right."""
+"""The main window: the fleet on the left, models (of one host, or of all) on the right."""
 
 from __future__ import annotations
 
@@ -19,27 +19,36 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableView,
+    QTabWidget,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
+from app.core.discovery.policy import local_scan_networks
+from app.core.discovery.service import DiscoveryService, Suggestion
 from app.core.errors import CorralError
-from app.core.hosts.base import Host, HostConfig, HostHealth, ModelInfo, RunningModel
+from app.core.hosts.base import Host, HostCapabilities, HostConfig, ModelInfo, RunningModel
+from app.core.hosts.health import HealthMonitor, HostState, HostStatus
 from app.core.hosts.registry import HostRegistry
-from app.ui.adapters import RegistrySignals
+from app.ui.adapters import DiscoverySignals, HealthSignals, RegistrySignals
+from app.ui.all_models import AllModelsPanel
 from app.ui.banner import Banner
+from app.ui.delegates import BadgeDelegate
 from app.ui.details_dialog import ModelDetailsDialog
+from app.ui.host_chooser import HostChooserDialog
 from app.ui.host_dialog import HostDialog
 from app.ui.icons import app_icon
 from app.ui.item_models import (
-    OFFLINE,
-    ONLINE,
+    FleetModel,
+    HostModels,
     HostRow,
-    HostTableModel,
     ModelRow,
     ModelTableModel,
 )
 from app.ui.pull_dialog import PullDialog
+from app.ui.scan_dialog import ScanDialog
+from app.ui.suggestions import SuggestionsStrip
 from app.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -48,61 +57,106 @@ NO_HOST_MESSAGE = (
     "No model host is reachable. Start Ollama on this computer, or add a host on your network."
 )
 
+#: Tooltips of the model buttons when the host can do the action.
+_TIPS = {
+    "pull": "Download a model onto this host",
+    "load": "Load the model into memory now",
+    "unload": "Free the memory the model uses",
+    "delete": "Remove the model's files from the host",
+    "unload_all": "Unload every loaded model of this host",
+}
+
+_REASON_STYLE = {
+    HostState.DEGRADED: "color: #7a5200; background: #fff4d6; padding: 3px 6px;",
+    HostState.OFFLINE: "color: #5c1010; background: #fde8e8; padding: 3px 6px;",
+}
+
 
 class MainWindow(QMainWindow):
     """Corral's main window.
 
-    Left: the hosts (status dot, name, address, version, round trip) with Add / Edit /
-    Remove. Right: the models of the selected host with Pull…, Load, Unload, Delete… and
-    Details…. A banner at the top carries problems and errors. Every host is probed right
-    away and then on a timer, each probe in its own task, so that a slow host delays
-    nothing else. Actions run as tasks too; the window stays responsive meanwhile.
+    Left: the fleet, every host grouped by the machine it runs on (status dot, name, type
+    badge, port, version, round trip; a machine row sums its hosts up), with Add host…,
+    Scan network…, Edit… and Remove. Right, in tabs: the models of the selected host with
+    Pull…, Load, Unload, Unload all…, Delete… and Details…; and all models merged across
+    the reachable hosts with Load, Unload, Pull to… and Delete… for a model on one host.
+    Hosts that announce themselves on the network show in a suggestions strip with Keep.
+    A banner at the top carries problems and errors.
+
+    Health comes from the injected :class:`HealthMonitor`: the window never probes on its
+    own; it shows each state change at once. Models are read on a timer and after
+    actions. Every command runs as a task; the window stays responsive meanwhile.
 
     Attributes:
-        registry: the host registry (injected).
+        registry, health, discovery: the injected services (discovery may be None).
         banner: the message strip at the top.
-        host_model, host_view: the host list.
+        suggestions_strip: hosts found by mDNS, with Keep.
+        fleet_model, fleet_view: the fleet tree.
+        model_tabs: the "Host models" and "All models" tabs.
+        host_title, host_reason, models_status: above the selected host's models (name,
+            why it is degraded or offline, counts or "Loading…").
         model_model, model_view: the models of the selected host.
-        models_status: a line above the models (offline reason, "Loading…", counts).
-        add_host_button, edit_host_button, remove_host_button: the host buttons.
-        pull_button, load_button, unload_button, delete_button, details_button,
-        refresh_button: the model buttons.
-        timer: the refresh timer (``registry.settings.refresh_interval_s``).
+        all_models: the :class:`AllModelsPanel` (its model, view and buttons).
+        add_host_button, scan_button, edit_host_button, remove_host_button: host buttons.
+        pull_button, load_button, unload_button, unload_all_button, delete_button,
+        details_button, refresh_button: the model buttons.
+        timer: the models refresh timer (``registry.settings.refresh_interval_s``).
         pull_dialogs: the pull dialogs that are open or still stopping.
+        scan_dialog: the scan dialog while it is open or still stopping, else None.
 
-    Object names (for tests and style sheets): mainWindow, banner, hostsView, modelsView,
-    hostTitle, modelsStatus, addHostButton, editHostButton, removeHostButton,
-    pullModelButton, loadButton, unloadButton, deleteButton, detailsButton, refreshButton,
-    and for the confirmations confirmRemoveHost / confirmDelete (accept buttons
-    confirmRemoveHostAccept / confirmDeleteAccept).
+    Object names (for tests and style sheets): mainWindow, banner, suggestionsStrip,
+    fleetView, modelTabs, hostModelsTab, allModelsTab, allModelsView, allModelsStatus,
+    hostTitle, hostReason, modelsStatus, modelsView, addHostButton, scanButton,
+    editHostButton, removeHostButton, pullModelButton, loadButton, unloadButton,
+    unloadAllButton, deleteButton, detailsButton, refreshButton, allLoadButton,
+    allUnloadButton, allPullButton, allDeleteButton; actions addHostAction, scanAction,
+    refreshAction, unloadAllAction, quitAction; the confirmations confirmRemoveHost,
+    confirmDelete and confirmUnloadAll (accept buttons with the suffix Accept).
 
     Signals:
         closed: the window was closed.
-        healthUpdated(str): a probe of the host with this id finished.
+        healthUpdated(str): a status of the host with this id was shown.
         modelsRefreshed(str): the models table was filled for the host with this id.
+        allModelsRefreshed: the all-models view was filled.
         actionFinished(str): an action on a model ended (text: "load llama3.2:latest").
     """
 
     closed = Signal()
     healthUpdated = Signal(str)
     modelsRefreshed = Signal(str)
+    allModelsRefreshed = Signal()
     actionFinished = Signal(str)
 
-    def __init__(self, registry: HostRegistry, *, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        registry: HostRegistry,
+        health: HealthMonitor,
+        discovery: DiscoveryService | None = None,
+        *,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowTitle("Corral")
         self.setWindowIcon(app_icon())
         self.registry = registry
+        self.health = health
+        self.discovery = discovery
         self._tasks = TaskRunner(self.show_error)
         self._registry_signals = RegistrySignals(registry, self)
-        self._probes: dict[str, tuple[HostConfig, asyncio.Task[Any]]] = {}
+        self._health_signals = HealthSignals(health, self)
+        self._discovery_signals = DiscoverySignals(discovery, self) if discovery else None
         self._models_task: asyncio.Task[Any] | None = None
         self._models_task_host: str | None = None
+        self._shown_host: HostConfig | None = None  # the host whose models are shown
+        self._all_task: asyncio.Task[Any] | None = None
+        self._all_stale = True
         self._models_error: dict[str, str] = {}  # last models error shown, per host
         self._offline_errors: dict[str, str] = {}  # "went offline" errors shown, per host
         self._busy: set[tuple[str, str]] = set()  # (host id, model) with an action running
         self._pull_dialogs: list[PullDialog] = []
+        self.scan_dialog: ScanDialog | None = None
+        self._collapsed: set[str] = set()  # machines the user folded
         self._none_online: bool | None = None
         # Until the user picks a host, the first host found online is selected for them.
         self._auto_select = True
@@ -116,124 +170,173 @@ class MainWindow(QMainWindow):
         self.timer.setInterval(max(250, int(registry.settings.refresh_interval_s * 1000)))
         self._wire()
 
-        self.host_model.set_hosts(registry.hosts())
-        if self.host_model.rowCount():
-            self.select_host(self.host_model.rows()[0].config.id, by_user=False)
+        self._set_fleet(registry.hosts())
+        rows = self.fleet_model.rows()
+        if rows:
+            self.select_host(rows[0].config.id, by_user=False)
+        else:
+            self._show_host_state()
+        if discovery is not None:
+            self._show_suggestions(discovery.suggestions)
         self._show_new_problems()
         self._update_actions()
 
     # -- building ---------------------------------------------------------------------
     def _build(self) -> None:
         self.banner = Banner(self)
+        self.suggestions_strip = SuggestionsStrip(self)
 
-        # hosts
-        self.host_model = HostTableModel(self)
-        self.host_view = QTableView(self)
-        self.host_view.setObjectName("hostsView")
-        self.host_view.setModel(self.host_model)
-        self._setup_view(self.host_view)
-        hh = self.host_view.horizontalHeader()
-        # Addresses are shown whole; names take the room that is left (elided if need be).
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(HostTableModel.NAME, QHeaderView.ResizeMode.Stretch)
-        hh.setMinimumSectionSize(24)
-        self.host_view.setMinimumWidth(340)
+        # the fleet
+        self.fleet_model = FleetModel(self)
+        self.fleet_view = QTreeView(self)
+        self.fleet_view.setObjectName("fleetView")
+        self.fleet_view.setModel(self.fleet_model)
+        self.fleet_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.fleet_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.fleet_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.fleet_view.setAllColumnsShowFocus(True)
+        self.fleet_view.setUniformRowHeights(True)
+        self.fleet_view.setExpandsOnDoubleClick(False)
+        self._badges = BadgeDelegate(self.fleet_view)
+        self.fleet_view.setItemDelegateForColumn(FleetModel.TYPE, self._badges)
+        fh = self.fleet_view.header()
+        fh.setStretchLastSection(False)
+        fh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        fh.setSectionResizeMode(FleetModel.NAME, QHeaderView.ResizeMode.Stretch)
+        fh.setMinimumSectionSize(24)
+        self.fleet_view.setMinimumWidth(380)
         self.add_host_button = self._button("Add host…", "addHostButton")
+        self.scan_button = self._button("Scan network…", "scanButton")
         self.edit_host_button = self._button("Edit…", "editHostButton")
         self.remove_host_button = self._button("Remove", "removeHostButton")
-        hosts_title = QLabel("<b>Hosts</b>", self)
+        self.scan_button.setToolTip("Look for model hosts on your network")
+        fleet_title = QLabel("<b>Fleet</b>", self)
         host_buttons = QHBoxLayout()
-        for b in (self.add_host_button, self.edit_host_button, self.remove_host_button):
+        for b in (
+            self.add_host_button,
+            self.scan_button,
+            self.edit_host_button,
+            self.remove_host_button,
+        ):
             host_buttons.addWidget(b)
         host_buttons.addStretch(1)
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(hosts_title)
-        left_layout.addWidget(self.host_view, 1)
+        left_layout.addWidget(fleet_title)
+        left_layout.addWidget(self.fleet_view, 1)
         left_layout.addLayout(host_buttons)
 
-        # models
-        self.host_title = QLabel(self)
+        # the models of the selected host
+        host_tab = QWidget(self)
+        host_tab.setObjectName("hostModelsTab")
+        self.host_title = QLabel(host_tab)
         self.host_title.setObjectName("hostTitle")
         self.host_title.setTextFormat(Qt.TextFormat.PlainText)
         self.host_title.setStyleSheet("font-weight: bold;")
-        self.models_status = QLabel(self)
+        self.host_reason = QLabel(host_tab)
+        self.host_reason.setObjectName("hostReason")
+        self.host_reason.setWordWrap(True)
+        self.host_reason.setTextFormat(Qt.TextFormat.PlainText)
+        self.host_reason.hide()
+        self.models_status = QLabel(host_tab)
         self.models_status.setObjectName("modelsStatus")
         self.models_status.setWordWrap(True)
         self.model_model = ModelTableModel(self)
-        self.model_view = QTableView(self)
+        self.model_view = QTableView(host_tab)
         self.model_view.setObjectName("modelsView")
         self.model_view.setModel(self.model_model)
-        self._setup_view(self.model_view)
+        self._setup_table(self.model_view)
         mh = self.model_view.horizontalHeader()
         mh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         mh.setSectionResizeMode(ModelTableModel.NAME, QHeaderView.ResizeMode.Stretch)
         self.pull_button = self._button("Pull…", "pullModelButton")
         self.load_button = self._button("Load", "loadButton")
         self.unload_button = self._button("Unload", "unloadButton")
+        self.unload_all_button = self._button("Unload all…", "unloadAllButton")
         self.delete_button = self._button("Delete…", "deleteButton")
         self.details_button = self._button("Details…", "detailsButton")
-        self.refresh_button = self._button("Refresh", "refreshButton")
-        self.pull_button.setToolTip("Download a model onto this host")
-        self.load_button.setToolTip("Load the model into memory now")
-        self.unload_button.setToolTip("Free the memory the model uses")
         model_buttons = QHBoxLayout()
         for b in (
             self.pull_button,
             self.load_button,
             self.unload_button,
+            self.unload_all_button,
             self.delete_button,
             self.details_button,
         ):
             model_buttons.addWidget(b)
         model_buttons.addStretch(1)
-        model_buttons.addWidget(self.refresh_button)
-        right = QWidget(self)
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.host_title)
-        right_layout.addWidget(self.models_status)
-        right_layout.addWidget(self.model_view, 1)
-        right_layout.addLayout(model_buttons)
+        host_layout = QVBoxLayout(host_tab)
+        host_layout.setContentsMargins(6, 6, 6, 6)
+        host_layout.addWidget(self.host_title)
+        host_layout.addWidget(self.host_reason)
+        host_layout.addWidget(self.models_status)
+        host_layout.addWidget(self.model_view, 1)
+        host_layout.addLayout(model_buttons)
+
+        # all models, and the tabs
+        self.all_models = AllModelsPanel(self)
+        self.model_tabs = QTabWidget(self)
+        self.model_tabs.setObjectName("modelTabs")
+        self.model_tabs.addTab(host_tab, "Host models")
+        self.model_tabs.addTab(self.all_models, "All models")
+        self.refresh_button = self._button("Refresh", "refreshButton")
+        self.refresh_button.setToolTip("Check every host now and reload the models")
+        self.model_tabs.setCornerWidget(self.refresh_button, Qt.Corner.TopRightCorner)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("mainSplitter")
         self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(self.model_tabs)
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 3)
-        self.splitter.setSizes([440, 660])
+        self.splitter.setSizes([480, 660])
         self.splitter.setChildrenCollapsible(False)
 
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 8, 8, 4)
         layout.addWidget(self.banner)
+        layout.addWidget(self.suggestions_strip)
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
         self.statusBar().setObjectName("statusBar")
 
-        menu = self.menuBar().addMenu("&Corral")
-        self.add_host_action = QAction("&Add host…", self)
-        self.refresh_action = QAction("&Refresh now", self)
+        self.add_host_action = self._action("&Add host…", "addHostAction")
+        self.scan_action = self._action("&Scan network…", "scanAction")
+        self.refresh_action = self._action("&Refresh now", "refreshAction")
         self.refresh_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
-        self.quit_action = QAction("&Quit", self)
+        self.unload_all_action = self._action("&Unload all models", "unloadAllAction")
+        self.quit_action = self._action("&Quit", "quitAction")
         self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
-        for action in (self.add_host_action, self.refresh_action):
-            menu.addAction(action)
-        menu.addSeparator()
-        menu.addAction(self.quit_action)
-        self.setMinimumSize(780, 420)
-        self.resize(1120, 640)
+        corral_menu = self.menuBar().addMenu("&Corral")
+        corral_menu.addAction(self.add_host_action)
+        corral_menu.addAction(self.scan_action)
+        corral_menu.addSeparator()
+        corral_menu.addAction(self.quit_action)
+        host_menu = self.menuBar().addMenu("&Host")
+        host_menu.addAction(self.refresh_action)
+        host_menu.addAction(self.unload_all_action)
+        if self.discovery is None:
+            for widget in (self.scan_button, self.scan_action):
+                widget.setEnabled(False)
+                widget.setToolTip("Network discovery is not available.")
+        self.setMinimumSize(820, 440)
+        self.resize(1180, 660)
 
     def _button(self, text: str, name: str) -> QPushButton:
         button = QPushButton(text, self)
         button.setObjectName(name)
         return button
 
+    def _action(self, text: str, name: str) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        return action
+
     @staticmethod
-    def _setup_view(view: QTableView) -> None:
+    def _setup_table(view: QTableView) -> None:
         view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -245,20 +348,39 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         """All signal connections of the window, in one place."""
         self._registry_signals.hostsChanged.connect(self._on_hosts_changed)
+        self._health_signals.statusChanged.connect(self._apply_status)
+        self._health_signals.probed.connect(self._apply_status)
+        if self._discovery_signals is not None:
+            self._discovery_signals.suggestionsChanged.connect(self._show_suggestions)
+        self.suggestions_strip.keepRequested.connect(self.keep_suggestion)
+        self.suggestions_strip.dismissRequested.connect(self.dismiss_suggestion)
         self.banner.addHostRequested.connect(self.open_add_host_dialog)
         self.add_host_button.clicked.connect(self.open_add_host_dialog)
         self.add_host_action.triggered.connect(self.open_add_host_dialog)
+        self.scan_button.clicked.connect(self.open_scan_dialog)
+        self.scan_action.triggered.connect(self.open_scan_dialog)
         self.edit_host_button.clicked.connect(self.open_edit_host_dialog)
         self.remove_host_button.clicked.connect(self.confirm_remove_host)
-        self.host_view.doubleClicked.connect(self.open_edit_host_dialog)
-        self.host_view.selectionModel().currentRowChanged.connect(self._on_host_selected)
+        self.fleet_view.doubleClicked.connect(self._on_fleet_double_clicked)
+        self.fleet_view.selectionModel().currentRowChanged.connect(self._on_host_selected)
+        self.fleet_view.collapsed.connect(self._on_machine_collapsed)
+        self.fleet_view.expanded.connect(self._on_machine_expanded)
         self.model_view.selectionModel().currentRowChanged.connect(self._update_actions)
         self.model_view.doubleClicked.connect(self.show_details)
-        self.pull_button.clicked.connect(self.open_pull_dialog)
+        self.pull_button.clicked.connect(lambda: self.open_pull_dialog())
         self.load_button.clicked.connect(self.load_selected)
         self.unload_button.clicked.connect(self.unload_selected)
+        self.unload_all_button.clicked.connect(self.confirm_unload_all)
+        self.unload_all_action.triggered.connect(self.confirm_unload_all)
         self.delete_button.clicked.connect(self.confirm_delete)
         self.details_button.clicked.connect(self.show_details)
+        self.model_tabs.currentChanged.connect(self._on_tab_changed)
+        self.all_models.view.selectionModel().currentRowChanged.connect(self._update_actions)
+        self.all_models.model.modelReset.connect(self._update_actions)
+        self.all_models.load_button.clicked.connect(self.load_selected_copy)
+        self.all_models.unload_button.clicked.connect(self.unload_selected_copy)
+        self.all_models.pull_button.clicked.connect(self.choose_pull_target)
+        self.all_models.delete_button.clicked.connect(self.confirm_delete_copy)
         self.refresh_button.clicked.connect(self.refresh_now)
         self.refresh_action.triggered.connect(self.refresh_now)
         self.quit_action.triggered.connect(self.close)
@@ -267,34 +389,56 @@ class MainWindow(QMainWindow):
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Probe every host now and then on the timer (call with the event loop running)."""
+        """Read models now and then on the timer, and look for hosts on this machine
+        (call with the event loop running; the health monitor is started by its owner)."""
         if self._started:
             return
         self._started = True
-        self.refresh_now()
+        self.refresh_models(force=True)
         self.timer.start()
+        if self.discovery is not None:
+            self._tasks.spawn(self._find_local_hosts(self.discovery), name="local hosts")
+
+    async def _find_local_hosts(self, discovery: DiscoveryService) -> None:
+        found = await discovery.refresh_local()
+        if found:
+            names = ", ".join(c.name for c in found)
+            self._status(f"Found on this computer: {names}.")
 
     def refresh_now(self) -> None:
-        self.probe_all()
+        """Ask the monitor to probe every host now, and reload the models."""
+        for row in self.fleet_model.rows():
+            self.health.probe_soon(row.config.id)
         self.refresh_models(force=True)
+        self._all_stale = True
+        if self._all_models_visible():
+            self.refresh_all_models(force=True)
 
     def _tick(self) -> None:
-        self.probe_all()
         self.refresh_models()
+        if self._all_models_visible():
+            self.refresh_all_models()
         self._tasks.spawn(self.registry.close_retired(), name="close retired hosts")
 
     async def shutdown(self) -> None:
         """Stop the timer and every task of the window and its dialogs, and wait for them."""
         self.timer.stop()
         self._registry_signals.detach()
+        self._health_signals.detach()
+        if self._discovery_signals is not None:
+            self._discovery_signals.detach()
         for dialog in list(self._pull_dialogs):
             await dialog.cancel_and_wait()
+        if self.scan_dialog is not None:
+            await self.scan_dialog.cancel_and_wait()
         await self._tasks.cancel_all()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         for dialog in list(self._pull_dialogs):
             dialog.cancel_pull()
+        if self.scan_dialog is not None:
+            self.scan_dialog.cancel_scan()
         self._tasks.cancel_all_nowait()
         super().closeEvent(event)
         self.closed.emit()
@@ -309,30 +453,54 @@ class MainWindow(QMainWindow):
     def _status(self, message: str) -> None:
         self.statusBar().showMessage(message, 8000)
 
-    # -- hosts ------------------------------------------------------------------------
+    # -- the fleet --------------------------------------------------------------------
     def current_host_id(self) -> str | None:
-        row = self.host_model.host_at(self.host_view.currentIndex().row())
+        row = self.current_host()
         return row.config.id if row else None
 
     def current_host(self) -> HostRow | None:
-        return self.host_model.host_at(self.host_view.currentIndex().row())
+        return self.fleet_model.host_at(self.fleet_view.currentIndex())
 
     def select_host(self, host_id: str, *, by_user: bool = True) -> None:
         """Make ``host_id`` the current host (``by_user=False``: a choice made for the user)."""
-        row = self.host_model.row_of(host_id)
-        if row < 0:
+        index = self.fleet_model.index_of(host_id, FleetModel.NAME)
+        if not index.isValid():
             return
         if by_user:
             self._auto_select = False
         self._selecting = True
         try:
-            self.host_view.selectionModel().setCurrentIndex(
-                self.host_model.index(row, HostTableModel.NAME),
+            self.fleet_view.selectionModel().setCurrentIndex(
+                index,
                 QItemSelectionModel.SelectionFlag.ClearAndSelect
                 | QItemSelectionModel.SelectionFlag.Rows,
             )
         finally:
             self._selecting = False
+
+    def _set_fleet(self, hosts: list[HostConfig]) -> None:
+        """Fill the fleet tree, keeping folded machines folded."""
+        self.fleet_model.set_hosts(hosts, self.health.status)
+        for top in range(self.fleet_model.rowCount()):
+            self.fleet_view.setFirstColumnSpanned(top, QModelIndex(), True)
+            machine = self.fleet_model.machines()[top]
+            self.fleet_view.setExpanded(
+                self.fleet_model.index(top, 0), machine not in self._collapsed
+            )
+
+    def _on_machine_collapsed(self, index: QModelIndex) -> None:
+        if self.fleet_model.host_at(index) is None and index.isValid():
+            self._collapsed.add(self.fleet_model.machines()[index.row()])
+
+    def _on_machine_expanded(self, index: QModelIndex) -> None:
+        if self.fleet_model.host_at(index) is None and index.isValid():
+            self._collapsed.discard(self.fleet_model.machines()[index.row()])
+
+    def _on_fleet_double_clicked(self, index: QModelIndex) -> None:
+        if self.fleet_model.host_at(index) is not None:
+            self.open_edit_host_dialog()
+        else:
+            self.fleet_view.setExpanded(index, not self.fleet_view.isExpanded(index))
 
     def _show_new_problems(self) -> None:
         """Show the registry's problems that were not shown yet (at start, after a change)."""
@@ -345,103 +513,119 @@ class MainWindow(QMainWindow):
     def _on_hosts_changed(self, hosts: list[HostConfig]) -> None:
         self._show_new_problems()
         selected = self.current_host_id()
-        self.host_model.set_hosts(hosts)
-        for host_id in [i for i in self._probes if self.host_model.row_of(i) < 0]:
-            self._probes.pop(host_id)[1].cancel()
-        if selected and self.host_model.row_of(selected) >= 0:
+        self._set_fleet(hosts)
+        gone = [h for h in self._offline_errors if self.fleet_model.get(h) is None]
+        for host_id in gone:
+            self._clear_offline_error(host_id)
+        if selected and self.fleet_model.get(selected) is not None:
             self.select_host(selected, by_user=False)
-        elif self.host_model.rowCount():
-            self.select_host(self.host_model.rows()[0].config.id, by_user=False)
+        elif self.fleet_model.rows():
+            self.select_host(self.fleet_model.rows()[0].config.id, by_user=False)
         else:
             self._on_host_selected(QModelIndex(), QModelIndex())
-        if self._started:
-            self.probe_all()
         self._update_none_online()
+        self._all_stale = True
+        if self._all_models_visible():
+            self.refresh_all_models(force=True)
+        self._update_actions()
 
     def _on_host_selected(self, current: QModelIndex, previous: QModelIndex) -> None:
         if not self._selecting:
             self._auto_select = False  # the user clicked or used the keyboard
-        if self._models_task is not None and not self._models_task.done():
-            self._models_task.cancel()
-        self.model_model.clear()
+        row = self.current_host()
+        same = row is not None and self._shown_host == row.config
+        if not same:
+            if self._models_task is not None and not self._models_task.done():
+                self._models_task.cancel()
+            self.model_model.clear()
+            self._shown_host = row.config if row else None
         self._show_host_state()
         self._update_actions()
-        if self._started:
+        if self._started and not same:
             self.refresh_models(force=True)
 
     def _show_host_state(self) -> None:
         row = self.current_host()
         if row is None:
             self.host_title.setText("No host selected")
-            self.models_status.setText("Add a host to see its models.")
-            self.model_view.setEnabled(False)
-            return
-        self.host_title.setText(f"{row.config.name}  ·  {row.config.url}")
-        if row.state == OFFLINE:
+            self.host_reason.hide()
+            self.models_status.setText(
+                "Select a host to see its models."
+                if self.fleet_model.host_count()
+                else "Add a host to see its models."
+            )
             self.model_model.clear()
             self.model_view.setEnabled(False)
-            reason = row.health.error if row.health and row.health.error else "It did not answer."
-            self.models_status.setText(f"{row.config.name} is offline. {reason}")
-        elif row.state == ONLINE:
+            return
+        config = row.config
+        self.host_title.setText(f"{config.name}  ·  {config.kind.label}  ·  {config.url}")
+        state = row.status.state
+        style = _REASON_STYLE.get(state)
+        if style is not None and row.reason:
+            self.host_reason.setStyleSheet(style)
+            word = "Degraded" if state is HostState.DEGRADED else "Offline"
+            self.host_reason.setText(f"{word}: {row.reason}")
+            self.host_reason.show()
+        else:
+            self.host_reason.hide()
+        if state is HostState.OFFLINE:
+            self.model_model.clear()
+            self.model_view.setEnabled(False)
+            self.models_status.setText(
+                f"{config.name} is offline; its models are listed when it answers again."
+            )
+        elif row.reachable:
             self.model_view.setEnabled(True)
         else:
-            self.models_status.setText(f"Checking {row.config.name}…")
+            self.models_status.setText(f"Checking {config.name}…")
 
-    def probe_all(self) -> None:
-        """Start a health probe for every host that has none running."""
-        for row in self.host_model.rows():
-            self._probe(row.config)
-
-    def _probe(self, config: HostConfig) -> None:
-        running = self._probes.get(config.id)
-        if running is not None:
-            if running[0] == config:
-                return  # one probe per host at a time: a hung host does not pile them up
-            running[1].cancel()  # the host was edited: probe the new address instead
-        task = self._tasks.spawn(self._run_probe(config), name=f"probe {config.id}")
-        self._probes[config.id] = (config, task)
-
-    async def _run_probe(self, config: HostConfig) -> None:
-        try:
-            row = self.host_model.get(config.id)
-            if row is None or row.config != config:
-                return
-            health = await self.registry.host(config.id).health()
-        finally:
-            entry = self._probes.get(config.id)
-            if entry is not None and entry[1] is asyncio.current_task():
-                del self._probes[config.id]
-        self._apply_health(config, health)
-
-    def _apply_health(self, config: HostConfig, health: HostHealth) -> None:
-        row = self.host_model.get(config.id)
-        if row is None or row.config != config:
-            return  # removed or edited meanwhile; a new probe is on its way
-        was_online = row.state == ONLINE
-        self.host_model.set_health(config.id, health)
-        if was_online and not health.online:
-            self._offline_errors[config.id] = health.error or f"{config.name} stopped answering."
-            self.show_error(self._offline_errors[config.id])
-        if health.online:
-            self._models_error.pop(config.id, None)
-            gone = self._offline_errors.pop(config.id, None)
-            if gone is not None and self.banner.message("error") == gone:
-                self.banner.remove_message("error")  # the host is back: the error is moot
-                self._status(f"{config.name} is back online.")
-        current = self.current_host()
-        if health.online and self._auto_select and (current is None or current.state != ONLINE):
-            self.select_host(config.id, by_user=False)  # refreshes its models
-        elif config.id == self.current_host_id():
-            self._show_host_state()
-            if health.online and not was_online:
-                self.refresh_models(force=True)
-        self._update_none_online()
+    def _apply_status(self, status: HostStatus) -> None:
+        """Show a status from the health monitor: the dot, and what a change means."""
+        previous = self.fleet_model.set_status(status)
+        if previous is None:
+            return  # not (or no longer) listed
+        config = previous.config
+        was = previous.status
+        if (was.state, was.reason) != (status.state, status.reason):
+            self._on_state_changed(config, was, status)
         self.healthUpdated.emit(config.id)
 
+    def _on_state_changed(self, config: HostConfig, was: HostStatus, now: HostStatus) -> None:
+        if was.reachable and now.state is HostState.OFFLINE:
+            message = now.reason or f"{config.name} stopped answering."
+            self._offline_errors[config.id] = message
+            self.show_error(message)
+        if now.reachable:
+            self._models_error.pop(config.id, None)
+            if self._clear_offline_error(config.id):
+                self._status(f"{config.name} is back online.")
+        current = self.current_host()
+        if now.reachable and self._auto_select and (current is None or not current.reachable):
+            self.select_host(config.id, by_user=False)  # reads its models
+        elif current is not None and config.id == current.config.id:
+            self._show_host_state()
+            if now.reachable and not was.reachable:
+                self.refresh_models(force=True)
+        self._update_none_online()
+        if now.reachable != was.reachable:
+            self._all_stale = True
+            if self._all_models_visible():
+                self.refresh_all_models(force=True)
+
+    def _clear_offline_error(self, host_id: str) -> bool:
+        """Forget a host's "went offline" error; take it off the banner if it is shown."""
+        gone = self._offline_errors.pop(host_id, None)
+        if gone is None:
+            return False
+        if self.banner.message("error") == gone:
+            self.banner.remove_message("error")
+            if self.statusBar().currentMessage() == gone:
+                self.statusBar().clearMessage()
+        return True
+
     def _update_none_online(self) -> None:
-        none_online = (
-            self.host_model.all_probed() or self.host_model.rowCount() == 0
-        ) and not self.host_model.any_online()
+        model = self.fleet_model
+        none_online = (model.all_probed() or model.host_count() == 0) and not model.any_reachable()
         if none_online == self._none_online:
             return
         self._none_online = none_online
@@ -452,6 +636,7 @@ class MainWindow(QMainWindow):
         else:
             self.banner.remove_message("no-host")
 
+    # -- adding, editing, removing hosts ----------------------------------------------
     def _submit_new_host(self, url: str, name: str, headers: list[tuple[str, str]]) -> HostConfig:
         return self.registry.add(url, name, headers)
 
@@ -485,11 +670,10 @@ class MainWindow(QMainWindow):
 
     def _on_host_saved(self, host_id: str) -> None:
         self.select_host(host_id)
-        row = self.host_model.get(host_id)
+        row = self.fleet_model.get(host_id)
         if row is not None:
             self._status(f"Saved {row.config.name}.")
-            if self._started:
-                self._probe(row.config)
+            self.health.probe_soon(host_id)
         self._tasks.spawn(self.registry.close_retired(), name="close retired hosts")
 
     def confirm_remove_host(self) -> QMessageBox | None:
@@ -539,7 +723,71 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         return box
 
-    # -- models -----------------------------------------------------------------------
+    # -- discovery --------------------------------------------------------------------
+    def _show_suggestions(self, suggestions: list[Suggestion]) -> None:
+        self.suggestions_strip.set_suggestions([s for s in suggestions if s.source == "mdns"])
+
+    def keep_suggestion(self, suggestion: Suggestion) -> None:
+        """Add a suggested host to the fleet (one click)."""
+        if self.discovery is None:
+            return
+        try:
+            config = self.discovery.keep(suggestion)
+        except CorralError as exc:
+            self.show_error(exc.message)
+            return
+        self._on_host_kept(config.id)
+
+    def dismiss_suggestion(self, suggestion: Suggestion) -> None:
+        if self.discovery is not None:
+            self.discovery.dismiss(suggestion)
+
+    def _on_host_kept(self, host_id: str) -> None:
+        row = self.fleet_model.get(host_id)
+        if row is not None:
+            self._status(f"Added {row.config.name} ({row.config.kind.label}).")
+            self.select_host(host_id)
+
+    def default_scan_targets(self) -> str:
+        """This machine's private networks, as the scan dialog prefills them."""
+        try:
+            networks = local_scan_networks(self.registry.settings.scan_max_prefix)
+        except CorralError:
+            return ""
+        return ", ".join(str(n) for n in networks)
+
+    def open_scan_dialog(self) -> ScanDialog | None:
+        """Open the scan dialog (modeless; one at a time: a second call raises it)."""
+        if self.discovery is None or self._discovery_signals is None:
+            return None
+        if self.scan_dialog is not None:  # open, or closed with its scan still stopping
+            self.scan_dialog.show()
+            self.scan_dialog.raise_()
+            self.scan_dialog.activateWindow()
+            return self.scan_dialog
+        dialog = ScanDialog(
+            self.discovery,
+            self._discovery_signals,
+            targets=self.default_scan_targets(),
+            ports=list(self.registry.settings.scan_ports),
+            parent=self,
+        )
+        self.scan_dialog = dialog
+        dialog.hostKept.connect(self._on_host_kept)
+        dialog.finished.connect(lambda _=0, d=dialog: self._dispose_scan_dialog(d))
+        dialog.stateChanged.connect(lambda _s, d=dialog: self._dispose_scan_dialog(d))
+        dialog.show()
+        dialog.targets_edit.setFocus()
+        return dialog
+
+    def _dispose_scan_dialog(self, dialog: ScanDialog) -> None:
+        """Delete the scan dialog once it is closed and its scan has ended."""
+        if dialog is not self.scan_dialog or dialog.isVisible() or dialog.running:
+            return
+        self.scan_dialog = None
+        dialog.deleteLater()
+
+    # -- the selected host's models ---------------------------------------------------
     def selected_model(self) -> ModelRow | None:
         if not self.model_view.isEnabled():
             return None
@@ -559,10 +807,10 @@ class MainWindow(QMainWindow):
     def refresh_models(self, *, force: bool = False) -> None:
         """Reload the models of the selected host; ``force`` restarts a running reload."""
         row = self.current_host()
-        if row is None:
+        if row is None or not self._started:
             return
-        if row.state != ONLINE:
-            self._show_host_state()  # models are read once a probe finds the host online
+        if not row.reachable:
+            self._show_host_state()  # models are read once the monitor finds it answering
             return
         host_id = row.config.id
         running = self._models_task is not None and not self._models_task.done()
@@ -577,31 +825,38 @@ class MainWindow(QMainWindow):
             self._load_models(row.config), name=f"models of {host_id}"
         )
 
-    async def _load_models(self, config: HostConfig) -> None:
+    async def _fetch_models(self, config: HostConfig) -> tuple[list[ModelInfo], list[RunningModel]]:
+        """Installed and loaded models of a host; raises the first CorralError."""
         host = self.registry.host(config.id)
         results = await asyncio.gather(
             host.list_models(), host.running_models(), return_exceptions=True
         )
-        if config.id != self.current_host_id():
-            return
-        row = self.host_model.get(config.id)
-        if row is not None and row.state == OFFLINE:
-            self._show_host_state()  # a probe found it offline meanwhile; it says why
-            return
         for result in results:
-            if isinstance(result, CorralError):
-                self._models_unavailable(config, result.message)
-                return
             if isinstance(result, BaseException):
                 raise result
         models: list[ModelInfo] = results[0]  # type: ignore[assignment]
         running: list[RunningModel] = results[1]  # type: ignore[assignment]
+        return models, running
+
+    async def _load_models(self, config: HostConfig) -> None:
+        try:
+            models, running = await self._fetch_models(config)
+        except CorralError as exc:
+            if config.id == self.current_host_id():
+                self._models_unavailable(config, exc.message)
+            return
+        if config.id != self.current_host_id():
+            return
+        row = self.fleet_model.get(config.id)
+        if row is not None and row.status.state is HostState.OFFLINE:
+            self._show_host_state()  # the monitor found it offline meanwhile; it says why
+            return
         self._models_error.pop(config.id, None)
         selected = self.selected_model()
         self.model_view.setEnabled(True)
         if self.model_model.set_models(models, running) and selected is not None:
             self.select_model(selected.name)
-        loaded = sum(1 for r in self.model_model.rows() if r.loaded)
+        loaded = len(self.model_model.loaded_names())
         if models:
             self.models_status.setText(f"{len(models)} models installed, {loaded} loaded.")
         else:
@@ -617,24 +872,220 @@ class MainWindow(QMainWindow):
         if self._models_error.get(config.id) != message:
             self._models_error[config.id] = message
             self.show_error(message)
-        row = self.host_model.get(config.id)
-        if row is not None:
-            self._probe(row.config)  # let the status dot catch up
+        self.health.probe_soon(config.id)  # let the status dot catch up
+
+    # -- all models -------------------------------------------------------------------
+    def _all_models_visible(self) -> bool:
+        return self.model_tabs.currentWidget() is self.all_models
+
+    def show_all_models(self) -> None:
+        """Switch to the "All models" tab (which refreshes it)."""
+        self.model_tabs.setCurrentWidget(self.all_models)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        if self._all_models_visible():
+            self.refresh_all_models(force=self._all_stale)
+        self._update_actions()
+
+    def refresh_all_models(self, *, force: bool = False) -> None:
+        """Reload the models of every reachable host into the all-models view."""
+        if not self._started:
+            return
+        running = self._all_task is not None and not self._all_task.done()
+        if running and not force:
+            return
+        if running and self._all_task is not None:
+            self._all_task.cancel()
+        self._all_task = self._tasks.spawn(self._load_all_models(), name="all models")
+
+    async def _load_all_models(self) -> None:
+        rows = [r for r in self.fleet_model.rows() if r.reachable]
+        if not self.all_models.model.merged():
+            self.all_models.status.setText("Reading the models of every reachable host…")
+
+        async def one(config: HostConfig) -> HostModels:
+            models, running = await self._fetch_models(config)
+            return HostModels(config, tuple(models), tuple(running))
+
+        results = await asyncio.gather(*(one(r.config) for r in rows), return_exceptions=True)
+        entries: list[HostModels] = []
+        problems: list[str] = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, CorralError):
+                problems.append(f"{row.config.name}: {result.message}")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                entries.append(result)
+        self._all_stale = False
+        panel = self.all_models
+        selected = panel.selected_copy()
+        selected_name = panel.selected_name()
+        if panel.model.set_hosts(entries):
+            if selected is not None:
+                panel.select(selected.name, selected.host.id) or panel.select(selected.name)
+            elif selected_name is not None:
+                panel.select(selected_name)
+        merged = panel.model.merged()
+        loaded = sum(1 for m in merged for c in m.copies if c.loaded)
+        if not rows:
+            text = "No host is reachable."
+        else:
+            hosts = "1 reachable host" if len(entries) == 1 else f"{len(entries)} reachable hosts"
+            text = f"{len(merged)} models on {hosts}, {loaded} loaded."
+        if problems:
+            text += " Not listed: " + " ".join(problems)
+        panel.status.setText(text)
+        self._update_actions()
+        self.allModelsRefreshed.emit()
+
+    def _copy_target(self) -> tuple[HostConfig, str] | None:
+        copy = self.all_models.selected_copy()
+        if copy is None:
+            return None
+        return copy.host, copy.name
+
+    def load_selected_copy(self) -> None:
+        target = self._copy_target()
+        if target is not None:
+            self._load(*target)
+
+    def unload_selected_copy(self) -> None:
+        target = self._copy_target()
+        if target is not None:
+            self._unload(*target)
+
+    def confirm_delete_copy(self) -> QMessageBox | None:
+        target = self._copy_target()
+        return self._confirm_delete(*target) if target is not None else None
+
+    def _pull_candidates(self, name: str) -> list[HostConfig]:
+        """Reachable hosts that can pull and do not have ``name`` yet."""
+        merged = self.all_models.model.get(name)
+        has = {c.host.id for c in merged.copies} if merged else set()
+        out = []
+        for row in self.fleet_model.rows():
+            if not row.reachable or row.config.id in has:
+                continue
+            caps = self._capabilities(row.config.id)
+            if caps is not None and caps.pull:
+                out.append(row.config)
+        return out
+
+    def choose_pull_target(self) -> HostChooserDialog | None:
+        """Ask which host should pull the selected model (non-blocking), then pull it."""
+        name = self.all_models.selected_name()
+        if name is None:
+            return None
+        candidates = self._pull_candidates(name)
+        if not candidates:
+            self._status(f"No other reachable host can pull {name}.")
+            return None
+        dialog = HostChooserDialog(
+            candidates,
+            title=f"Pull {name}",
+            text=f"Which host should download {name}?",
+            ok_text="Pull",
+            parent=self,
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.hostChosen.connect(
+            lambda host_id, n=name: self.open_pull_dialog(host_id, model=n, start=True)
+        )
+        dialog.open()
+        return dialog
+
+    # -- actions on models ------------------------------------------------------------
+    def _capabilities(self, host_id: str) -> HostCapabilities | None:
+        try:
+            return self.registry.host(host_id).capabilities
+        except CorralError:
+            return None
+
+    @staticmethod
+    def _gate(
+        button: QPushButton | QAction,
+        ready: bool,
+        caps: HostCapabilities | None,
+        action: str,
+        tip: str,
+    ) -> None:
+        """Enable ``button`` when ``ready`` and the host can do ``action``; else say why."""
+        why = caps.why_not(action) if caps is not None else None
+        button.setEnabled(ready and why is None)
+        button.setToolTip(why or tip)
 
     def _update_actions(self, *_: object) -> None:
         host = self.current_host()
         self.edit_host_button.setEnabled(host is not None)
         self.remove_host_button.setEnabled(host is not None)
-        online = host is not None and host.state == ONLINE
-        self.pull_button.setEnabled(online)
-        self.refresh_button.setEnabled(host is not None)
-        model = self.selected_model() if online else None
-        busy = model is not None and host is not None and (host.config.id, model.name) in self._busy
+        reachable = host is not None and host.reachable
+        caps = self._capabilities(host.config.id) if host is not None else None
+        self.refresh_button.setEnabled(True)
+        model = self.selected_model() if reachable else None
+        busy = host is not None and model is not None and (host.config.id, model.name) in self._busy
         ready = model is not None and not busy
-        self.load_button.setEnabled(ready and model is not None and not model.loaded)
-        self.unload_button.setEnabled(ready and model is not None and model.loaded)
-        self.delete_button.setEnabled(ready)
+        unloading_all = host is not None and (host.config.id, "*") in self._busy
+        any_loaded = bool(self.model_model.loaded_names())
+        self._gate(self.pull_button, reachable, caps, "pull", _TIPS["pull"])
+        self._gate(
+            self.load_button,
+            ready and model is not None and not model.loaded,
+            caps,
+            "load",
+            _TIPS["load"],
+        )
+        self._gate(
+            self.unload_button,
+            ready and model is not None and model.loaded,
+            caps,
+            "unload",
+            _TIPS["unload"],
+        )
+        self._gate(
+            self.unload_all_button,
+            reachable and any_loaded and not unloading_all,
+            caps,
+            "unload",
+            _TIPS["unload_all"],
+        )
+        self.unload_all_action.setEnabled(self.unload_all_button.isEnabled())
+        self._gate(self.delete_button, ready, caps, "delete", _TIPS["delete"])
         self.details_button.setEnabled(model is not None)
+
+        panel = self.all_models
+        copy = panel.selected_copy()
+        copy_caps = self._capabilities(copy.host.id) if copy is not None else None
+        copy_ready = copy is not None and (copy.host.id, copy.name) not in self._busy
+        self._gate(
+            panel.load_button,
+            copy_ready and copy is not None and not copy.loaded,
+            copy_caps,
+            "load",
+            "Load the model on this host now",
+        )
+        self._gate(
+            panel.unload_button,
+            copy_ready and copy is not None and copy.loaded,
+            copy_caps,
+            "unload",
+            "Free the memory the model uses on this host",
+        )
+        self._gate(
+            panel.delete_button,
+            copy_ready,
+            copy_caps,
+            "delete",
+            "Remove the model's files from this host",
+        )
+        name = panel.selected_name()
+        can_pull = name is not None and bool(self._pull_candidates(name))
+        panel.pull_button.setEnabled(can_pull)
+        panel.pull_button.setToolTip(
+            "Download the model onto another host"
+            if can_pull or name is None
+            else "No other reachable host can pull this model."
+        )
 
     def _target(self) -> tuple[HostConfig, ModelRow] | None:
         host, model = self.current_host(), self.selected_model()
@@ -645,30 +1096,26 @@ class MainWindow(QMainWindow):
     def load_selected(self) -> None:
         target = self._target()
         if target is not None:
-            config, model = target
-            self._start_action(
-                config, model.name, "load", "Loading", "Loaded", lambda h: h.load(model.name)
-            )
+            self._load(target[0], target[1].name)
 
     def unload_selected(self) -> None:
         target = self._target()
         if target is not None:
-            config, model = target
-            self._start_action(
-                config,
-                model.name,
-                "unload",
-                "Unloading",
-                "Unloaded",
-                lambda h: h.unload(model.name),
-            )
+            self._unload(target[0], target[1].name)
 
     def confirm_delete(self) -> QMessageBox | None:
         target = self._target()
-        if target is None:
-            return None
-        config, model = target
-        name = model.name
+        return self._confirm_delete(target[0], target[1].name) if target is not None else None
+
+    def _load(self, config: HostConfig, name: str) -> None:
+        self._start_action(config, name, "load", "Loading", "Loaded", lambda h: h.load(name))
+
+    def _unload(self, config: HostConfig, name: str) -> None:
+        self._start_action(
+            config, name, "unload", "Unloading", "Unloaded", lambda h: h.unload(name)
+        )
+
+    def _confirm_delete(self, config: HostConfig, name: str) -> QMessageBox:
         box = self._question(
             "confirmDelete",
             "Delete model",
@@ -687,6 +1134,50 @@ class MainWindow(QMainWindow):
         box.open()
         return box
 
+    def confirm_unload_all(self) -> QMessageBox | None:
+        """Ask, then unload every loaded model of the selected host (non-blocking)."""
+        row = self.current_host()
+        if row is None or not row.reachable:
+            return None
+        config = row.config
+        loaded = self.model_model.loaded_names()
+        listed = ", ".join(loaded) if loaded else "none that Corral has seen"
+        box = self._question(
+            "confirmUnloadAll",
+            "Unload all models",
+            f"Unload every loaded model on {config.name}?",
+            f"Loaded now: {listed}. Their memory is freed; a model is loaded again "
+            "when it is next used.",
+            "Unload all",
+        )
+
+        def answered(button: Any) -> None:
+            if box.buttonRole(button) == QMessageBox.ButtonRole.AcceptRole:
+                self._start_action(
+                    config,
+                    "*",
+                    "unload all",
+                    "Unloading every model",
+                    "Unloaded every model",
+                    self._unload_everything,
+                )
+
+        box.buttonClicked.connect(answered)
+        box.open()
+        return box
+
+    @staticmethod
+    async def _unload_everything(host: Host) -> None:
+        """Unload every model the host reports as loaded; the first failure is raised
+        after every unload was tried."""
+        running = await host.running_models()
+        results = await asyncio.gather(
+            *(host.unload(r.name) for r in running), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     def _start_action(
         self,
         config: HostConfig,
@@ -701,8 +1192,9 @@ class MainWindow(QMainWindow):
             return
         self._busy.add(key)
         self._update_actions()
-        self._status(f"{doing} {model} on {config.name}…")
-        self._tasks.spawn(self._run_action(config, model, verb, done, call), name=f"{verb} {model}")
+        what = "" if model == "*" else f" {model}"
+        self._status(f"{doing}{what} on {config.name}…")
+        self._tasks.spawn(self._run_action(config, model, verb, done, call), name=f"{verb}{what}")
 
     async def _run_action(
         self,
@@ -712,15 +1204,19 @@ class MainWindow(QMainWindow):
         done: str,
         call: Callable[[Host], Awaitable[None]],
     ) -> None:
+        what = "" if model == "*" else f" {model}"
         try:
             await call(self.registry.host(config.id))
-            self._status(f"{done} {model} on {config.name}.")
+            self._status(f"{done}{what} on {config.name}.")
         finally:
             self._busy.discard((config.id, model))
             self._update_actions()
             if config.id == self.current_host_id():
                 self.refresh_models(force=True)
-            self.actionFinished.emit(f"{verb} {model}")
+            self._all_stale = True
+            if self._all_models_visible():
+                self.refresh_all_models(force=True)
+            self.actionFinished.emit(f"{verb}{what}")
 
     def show_details(self) -> None:
         target = self._target()
@@ -736,9 +1232,14 @@ class MainWindow(QMainWindow):
         dialog.open()
         self.statusBar().clearMessage()
 
-    def open_pull_dialog(self) -> PullDialog | None:
-        """Open a pull dialog for the selected host (modeless; several may run at once)."""
-        row = self.current_host()
+    def open_pull_dialog(
+        self, host_id: str | None = None, *, model: str = "", start: bool = False
+    ) -> PullDialog | None:
+        """Open a pull dialog for a host (the selected one by default; modeless, several
+        may run at once); ``start`` pulls ``model`` at once."""
+        if host_id is None:
+            host_id = self.current_host_id()
+        row = self.fleet_model.get(host_id) if host_id else None
         if row is None:
             return None
         config = row.config
@@ -747,18 +1248,23 @@ class MainWindow(QMainWindow):
         except CorralError as exc:
             self.show_error(exc.message)
             return None
-        dialog = PullDialog(host, host_name=config.name, parent=self)
+        dialog = PullDialog(host, host_name=config.name, model=model, parent=self)
         self._pull_dialogs.append(dialog)
         dialog.pulled.connect(lambda name, host_id=config.id: self._on_pulled(host_id, name))
         dialog.finished.connect(lambda _=0, d=dialog: self._dispose_pull_dialog(d))
         dialog.stateChanged.connect(lambda _s, d=dialog: self._dispose_pull_dialog(d))
         dialog.show()
         dialog.model_edit.setFocus()
+        if start and model:
+            dialog.start_pull()
         return dialog
 
     def _on_pulled(self, host_id: str, model: str) -> None:
         if host_id == self.current_host_id():
             self.refresh_models(force=True)
+        self._all_stale = True
+        if self._all_models_visible():
+            self.refresh_all_models(force=True)
 
     def _dispose_pull_dialog(self, dialog: PullDialog) -> None:
         """Delete a pull dialog once it is closed and its pull has ended."""

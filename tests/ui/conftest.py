@@ -11,20 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from PySide6.QtWidgets import QApplication
 
+from app.core.discovery.service import DiscoveryService
+from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.registry import HostRegistry
 from app.core.secrets import SecretStore
 from app.core.settings import SettingsStore
 from app.ui.event_loop import CorralEventLoop
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
+from tests.fakes.openai_server import FakeOpenAI
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
 
@@ -67,6 +71,49 @@ def fakes() -> Iterator[FakeFactory]:
     yield start
     for fake in started:
         fake.stop()
+
+
+OpenAIFactory = Callable[..., FakeOpenAI]
+
+
+@pytest.fixture
+def openai_fakes() -> Iterator[OpenAIFactory]:
+    """Start fake OpenAI-compatible servers on loopback addresses; all are stopped after
+    the test. ``openai_fakes("127.0.0.4", flavor="vllm")`` starts one on a free port."""
+    started: list[FakeOpenAI] = []
+
+    def start(host: str = "127.0.0.4", **options: Any) -> FakeOpenAI:
+        options.setdefault("port", 0)
+        fake = FakeOpenAI(host=host, **options).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+T = TypeVar("T")
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def on_fixed_port(start: Callable[[int], T], *, first: int = 18000, last: int = 18100) -> T:
+    """Call ``start(port)`` with the first port of ``first..last`` that nothing on this
+    machine listens on (127.0.0.1 checked) and that ``start`` can bind; for scans, which
+    need ports known in advance."""
+    for port in range(first, last + 1):
+        if _listening("127.0.0.1", port):
+            continue
+        try:
+            return start(port)
+        except OSError:
+            continue
+    raise AssertionError(f"no free port from {first} to {last}")
 
 
 @pytest.fixture
@@ -117,29 +164,57 @@ async def _finish_orphans() -> None:
     )
 
 
-WindowOpener = Callable[[HostRegistry], AbstractAsyncContextManager[MainWindow]]
+#: The health policy of the widget tests: probes every 0.3 s, no jitter, short backoff.
+TEST_POLICY = HealthPolicy(interval_s=0.3, jitter=0.0, backoff_max_s=0.6, slow_ms=1000.0)
+
+
+class WindowOpener(Protocol):
+    def __call__(
+        self,
+        registry: HostRegistry,
+        *,
+        policy: HealthPolicy | None = ...,
+        discovery: DiscoveryService | None = ...,
+    ) -> AbstractAsyncContextManager[MainWindow]: ...
 
 
 @pytest.fixture
 def open_window(qtbot: Any) -> WindowOpener:
     """``async with open_window(registry) as window:`` shows and starts a MainWindow.
 
+    As the app does, it builds a health monitor for the registry (``policy``, by default
+    :data:`TEST_POLICY`) and a discovery service (``discovery``, by default one that
+    looks at no port of this machine, so that what runs on the developer's machine does
+    not show up), starts them with the window and closes them after it.
+
     The window lives inside the test coroutine: pytest-qt processes Qt events between
     setup, call and teardown while no asyncio loop runs, so a window whose timer and
     tasks outlived the test would run them outside the loop. On leaving the block the
-    window's tasks are cancelled and awaited and the registry's hosts are closed.
+    window's tasks are cancelled and awaited, the services closed and the registry's
+    hosts closed.
     """
 
     @contextlib.asynccontextmanager
-    async def open_(reg: HostRegistry) -> AsyncIterator[MainWindow]:
-        window = MainWindow(reg)
+    async def open_(
+        reg: HostRegistry,
+        *,
+        policy: HealthPolicy | None = None,
+        discovery: DiscoveryService | None = None,
+    ) -> AsyncIterator[MainWindow]:
+        health = HealthMonitor(reg, policy or TEST_POLICY)
+        if discovery is None:
+            discovery = DiscoveryService(reg, ports=reg.settings.scan_ports, local_ports=())
+        window = MainWindow(reg, health, discovery)
         qtbot.addWidget(window)
         window.show()
+        health.start()
         window.start()
         try:
             yield window
         finally:
             await window.shutdown()
+            await discovery.aclose()
+            await health.aclose()
             await reg.aclose()
             await _finish_orphans()
 

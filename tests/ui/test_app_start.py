@@ -77,7 +77,7 @@ _RUN_APP = textwrap.dedent(
 
     QTimer.singleShot(0, check)
     from app.main import main
-    sys.exit(main(["--settings", sys.argv[1]]))
+    sys.exit(main(["--settings", sys.argv[1], "--no-mdns"]))  # tests stay on loopback
     """
 )
 

@@ -38,6 +38,7 @@ def test_vram_share() -> None:
     assert fmt.vram_share(_running(100, 0)) == "CPU"
     assert fmt.vram_share(_running(1000, 999)) == "99% GPU / 1% CPU"  # never "100% / 0%"
     assert fmt.vram_share(_running(1000, 1)) == "1% GPU / 99% CPU"
+    assert fmt.vram_share(_running(0, 0)) == "—"  # the host does not say
 
 
 def test_expires_text() -> None:

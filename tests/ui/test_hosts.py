@@ -15,7 +15,7 @@ from app.core.hosts.registry import HostRegistry
 from app.core.secrets import SecretStore
 from app.core.settings import SettingsStore
 from app.ui.host_dialog import HostDialog
-from app.ui.item_models import HostTableModel, ModelTableModel
+from app.ui.item_models import FleetModel, ModelTableModel
 from app.ui.main_window import NO_HOST_MESSAGE
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
@@ -45,9 +45,9 @@ async def test_add_host_through_dialog_goes_online_with_models(
 
         host_id = host_id_for(window, fake.url)
         await wait_for(lambda: host_state(window, host_id) == "online")
-        assert host_cell(window, host_id, HostTableModel.NAME) == "Lab box"
-        assert host_cell(window, host_id, HostTableModel.VERSION) == "0.33.0"
-        assert host_cell(window, host_id, HostTableModel.RTT).endswith(" ms")
+        assert host_cell(window, host_id, FleetModel.NAME) == "Lab box"
+        assert host_cell(window, host_id, FleetModel.VERSION) == "0.33.0"
+        assert host_cell(window, host_id, FleetModel.RTT).endswith(" ms")
         assert window.current_host_id() == host_id  # the new host is selected
 
         await wait_for(lambda: "llama3.2:latest" in model_names(window))
@@ -95,7 +95,7 @@ async def test_duplicate_address_is_refused_in_the_dialog(
         dialog.ok_button.click()
         assert dialog.isVisible(), "the dialog must stay open"
         assert "already in the list" in dialog.message.text()
-        assert len(window.host_model.rows()) == 1
+        assert len(window.fleet_model.rows()) == 1
         dialog.reject()
 
 
@@ -140,7 +140,7 @@ async def test_headers_are_saved_and_secrets_go_to_the_keyring(
         assert shown.echoMode() == QLineEdit.EchoMode.Password
         edit.name_edit.setText("Renamed")
         edit.ok_button.click()
-        assert host_cell(window, host_id, HostTableModel.NAME) == "Renamed"
+        assert host_cell(window, host_id, FleetModel.NAME) == "Renamed"
         await wait_for(lambda: host_state(window, host_id) == "online")
     assert "s3cret" not in _text_of(registry._store.path)
 
@@ -203,8 +203,7 @@ async def test_status_dot_follows_the_host_and_the_error_goes_when_it_is_back(
     async with open_window(registry) as window:
 
         def dot() -> int:
-            row = window.host_model.row_of(config.id)
-            icon = window.host_model.index(row, HostTableModel.STATUS).data(
+            icon = window.fleet_model.index_of(config.id, FleetModel.NAME).data(
                 Qt.ItemDataRole.DecorationRole
             )
             assert isinstance(icon, QIcon) and not icon.isNull()
@@ -258,13 +257,13 @@ async def test_remove_host_asks_first(
         assert box is not None and box.isVisible()
         assert "Fake box" in box.text()
         box.button(QMessageBox.StandardButton.Cancel).click()
-        assert window.host_model.row_of(host_id) >= 0
+        assert window.fleet_model.get(host_id) is not None
 
         window.remove_host_button.click()
         await wait_for(lambda: window.findChild(QMessageBox, "confirmRemoveHost"))
         box = window.findChild(QMessageBox, "confirmRemoveHost")
         box.findChild(QPushButton, "confirmRemoveHostAccept").click()
-        await wait_for(lambda: window.host_model.row_of(host_id) < 0)
+        await wait_for(lambda: window.fleet_model.get(host_id) is None)
         assert host_id not in [h.id for h in registry_with_fake.hosts()]
 
 

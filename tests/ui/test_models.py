@@ -104,3 +104,34 @@ async def test_an_action_error_reaches_the_banner(
         assert "fake failure 500" in window.statusBar().currentMessage()
         assert fake.loaded_names() == []
         await wait_for(lambda: window.load_button.isEnabled())  # no longer busy
+
+
+async def test_unload_all_asks_then_empties_the_hosts_loaded_models(
+    open_window: WindowOpener, registry_with_fake: HostRegistry, fake: FakeOllama
+) -> None:
+    fake.load("llama3.2", keep_alive=-1)
+    fake.load("qwen3:0.6b")
+    async with open_window(registry_with_fake) as window:
+        await wait_for(lambda: window.model_model.loaded_names() == sorted(fake.loaded_names()))
+        assert len(window.model_model.loaded_names()) == 2
+        await wait_for(lambda: window.unload_all_button.isEnabled())
+        assert window.unload_all_action.isEnabled()
+
+        # the menu action asks too; Cancel leaves everything loaded
+        window.unload_all_action.trigger()
+        box = await wait_for(lambda: window.findChild(QMessageBox, "confirmUnloadAll"))
+        assert "Fake box" in box.text()
+        assert "llama3.2:latest" in box.informativeText()
+        box.findChild(QPushButton, "confirmUnloadAllCancel").click()
+        await wait_for(lambda: window.findChild(QMessageBox, "confirmUnloadAll") is None)
+        assert len(fake.loaded_names()) == 2
+
+        window.unload_all_button.click()
+        box = await wait_for(lambda: window.findChild(QMessageBox, "confirmUnloadAll"))
+        box.findChild(QPushButton, "confirmUnloadAllAccept").click()
+        await wait_for(lambda: fake.loaded_names() == [])
+        await wait_for(lambda: window.model_model.loaded_names() == [])
+        assert model_cell(window, "llama3.2:latest", ModelTableModel.LOADED) == "no"
+        assert "0 loaded" in window.models_status.text()
+        await wait_for(lambda: not window.unload_all_button.isEnabled())
+        assert "Unloaded every model on Fake box" in window.statusBar().currentMessage()
