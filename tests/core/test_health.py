@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from app.core.hosts.health import HealthMonitor, HealthPolicy, HostState, HostStatus
+from app.core.hosts.health import (
+    HealthMonitor,
+    HealthPolicy,
+    HostState,
+    HostStatus,
+    LoadedChange,
+)
 from app.core.hosts.registry import HostRegistry
 from app.core.secrets import SecretStore
 from app.core.settings import SettingsStore
@@ -134,3 +140,20 @@ def test_backoff_grows_while_down_and_is_capped(registry: HostRegistry) -> None:
     mon.set_policy(HealthPolicy(interval_s=2.0, jitter=0.25))
     samples = {mon._delay(HostStatus("h", HostState.ONLINE)) for _ in range(50)}
     assert len(samples) > 1 and all(1.5 <= s <= 2.5 for s in samples)
+
+
+async def test_loads_and_unloads_made_anywhere_are_reported(
+    registry: HostRegistry, monitor: HealthMonitor, fake: FakeOllama
+) -> None:
+    config = registry.add(fake.url, "Box")
+    changes: list[LoadedChange] = []
+    monitor.loaded_changed.connect(changes.append)
+    rec = Recorder(monitor)
+    monitor.start()
+    await wait_for(lambda: len(rec.probes) >= 1)
+    fake.load("llama3.2")  # loaded behind Corral's back (another client, a script)
+    await wait_for(lambda: changes)
+    assert changes == [LoadedChange(config.id, ("llama3.2:latest",), ())]
+    fake.unload("llama3.2")
+    await wait_for(lambda: len(changes) == 2)
+    assert changes[1] == LoadedChange(config.id, (), ("llama3.2:latest",))

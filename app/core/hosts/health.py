@@ -64,6 +64,16 @@ class HostStatus:
 
 
 @dataclass(frozen=True)
+class LoadedChange:
+    """Models that a host loaded or unloaded since the previous probe (seen in its list of
+    loaded models, whoever did it: Corral, a script, the host's own expiry)."""
+
+    host_id: str
+    loaded: tuple[str, ...]
+    unloaded: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class HealthPolicy:
     """How hosts are polled.
 
@@ -93,6 +103,7 @@ class HealthMonitor:
         policy: the polling policy (replace it with :meth:`set_policy`).
         changed: emitted with a host's new status when its state or reason changes.
         probed: emitted with a host's status after every probe.
+        loaded_changed: emitted when a host's set of loaded models changed between probes.
     """
 
     def __init__(
@@ -107,6 +118,8 @@ class HealthMonitor:
         self.policy = policy or HealthPolicy()
         self.changed: Event[HostStatus] = Event("health.changed")
         self.probed: Event[HostStatus] = Event("health.probed")
+        self.loaded_changed: Event[LoadedChange] = Event("health.loaded_changed")
+        self._loaded: dict[str, frozenset[str]] = {}
         self._rng = rng or random.Random()
         self._clock = clock
         self._status: dict[str, HostStatus] = {}
@@ -170,6 +183,7 @@ class HealthMonitor:
                 if host_id not in wanted:
                     self._status.pop(host_id, None)
                     self._history.pop(host_id, None)
+                self._loaded.pop(host_id, None)
         for host_id, config in wanted.items():
             if host_id not in self._loops:
                 if host_id in self._status:  # an edit: the old verdict no longer holds
@@ -229,9 +243,11 @@ class HealthMonitor:
                 )
             elif self.policy.check_models:
                 try:
-                    await host.running_models()
+                    running = await host.running_models()
                 except CorralError as exc:
                     reason = f"{config.name} answers, but not every call works: {exc.message}"
+                else:
+                    self._note_loaded(config, frozenset(r.name for r in running))
             status = HostStatus(
                 config.id,
                 HostState.DEGRADED if reason else HostState.ONLINE,
@@ -247,6 +263,17 @@ class HealthMonitor:
                 self.changed.emit(status)
             self.probed.emit(status)
         return status
+
+    def _note_loaded(self, config: HostConfig, names: frozenset[str]) -> None:
+        previous = self._loaded.get(config.id)
+        self._loaded[config.id] = names
+        if previous is None or previous == names or not self.registry_has(config):
+            return  # the first look sets the baseline: nothing "happened" then
+        self.loaded_changed.emit(
+            LoadedChange(
+                config.id, tuple(sorted(names - previous)), tuple(sorted(previous - names))
+            )
+        )
 
     def registry_has(self, config: HostConfig) -> bool:
         loop = self._loops.get(config.id)
