@@ -42,28 +42,28 @@ Where it is simpler than Ollama, on purpose:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import ipaddress
 import json
 import math
 import random
 import re
-import selectors
-import signal
-import socket
-import socketserver
 import string
 import sys
-import threading
-import time
-import traceback
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+
+from tests.fakes._http import (
+    FakeHandler,
+    FakeServer,
+    Faults,
+    Reply,
+    add_fault_args,
+    add_listen_args,
+    name_list,
+    serve_until_signalled,
+)
 
 __all__ = [
     "DEFAULT_CATALOG",
@@ -85,8 +85,6 @@ DEFAULT_KEEP_ALIVE = 300.0  # seconds, Ollama's default of "5m"
 FOREVER = timedelta(microseconds=(2**63 - 1) // 1000)
 DEFAULT_NUM_CTX = 4096
 NDJSON = "application/x-ndjson"
-JSON_CT = "application/json; charset=utf-8"
-TEXT_CT = "text/plain; charset=utf-8"
 
 _DEFAULT_TEMPLATE = (
     "{{- if .System }}<|start_header_id|>system<|end_header_id|>\n\n"
@@ -411,30 +409,6 @@ class CatalogEntry:
         )
 
 
-@dataclass
-class Faults:
-    """Misbehaviour switched on from tests; all off by default, all changeable at run time.
-
-    - ``latency``: seconds added before every response.
-    - ``token_delay``: seconds between streamed lines of chat and generate.
-    - ``drop_after``: stream endpoints (chat, generate, pull) write this many lines, then
-      close the socket without the final chunk terminator.
-    - ``fail_status``: every ``/api/*`` request gets this status, ``{"error": "fake failure N"}``.
-    - ``hang``: read the request, never answer (until the server stops).
-    - ``paths``: if set, the faults apply only to these paths.
-    """
-
-    latency: float = 0.0
-    token_delay: float = 0.0
-    drop_after: int | None = None
-    fail_status: int | None = None
-    hang: bool = False
-    paths: set[str] | None = None
-
-    def applies(self, path: str) -> bool:
-        return self.paths is None or path in self.paths
-
-
 def _layer(name: str, index: int, size: int) -> tuple[str, int]:
     return (f"sha256:{_sha256(f'{name}/layer{index}')}", size)
 
@@ -538,18 +512,6 @@ class _HTTPError(Exception):
 
 
 @dataclass
-class _Reply:
-    status: int = 200
-    json: Any = None  # a JSON reply (application/json)
-    text: str | None = None  # a text/plain reply
-    empty: bool = False  # 200 with an empty body
-    stream: Iterator[dict[str, Any]] | None = None  # an NDJSON stream
-    delay: Callable[[], float] | None = None  # seconds between stream lines
-    cleanup: Callable[[], None] | None = None  # run once the stream ends, however it ends
-    hang: bool = False
-
-
-@dataclass
 class _Loaded:
     name: str
     expires_at: datetime
@@ -570,224 +532,20 @@ class _Plan:
     load_ns: int
 
 
-class _Stop(Exception):
-    """The server is stopping: abandon the request."""
-
-
 _Chunks = Generator[dict[str, Any], None, None]
 
 
 # --------------------------------------------------------------------------- server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    timeout = 0.05  # handle_request() gives up after this if the connection went away
-
-    def __init__(self, address: tuple[str, int], fake: FakeOllama) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError | ValueError) or self.fake._stopping.is_set():
-            return  # client went away or we are shutting down: nothing worth printing
-        super().handle_error(request, client_address)
-
-
-class _ClientGone(ConnectionError):
-    """The client closed its end while we were writing."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    # -- plumbing
-
-    def setup(self) -> None:
-        super().setup()
-        # Small writes (a header block, one NDJSON line) must not wait for delayed ACKs.
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._register(self)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.fake._unregister(self)
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except OSError:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        self.send_response_only(code, message)
-        self.send_header("Date", self.date_time_string())
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
+class _Handler(FakeHandler):
+    """Ollama's router also takes PATCH (answered 404/405); other methods get 501."""
 
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_OPTIONS(self) -> None:
-        self._dispatch("OPTIONS")
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                size_line = self.rfile.readline(1024)
-                if not size_line:
-                    break
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _dispatch(self, method: str) -> None:
-        fake = self.server.fake
-        path = urlsplit(self.path).path
-        raw = self._read_body()
-        fake._log_request(method, path, raw, dict(self.headers.items()))
-        self._head = method == "HEAD"
-        self._started = False
-        try:
-            reply = fake._handle(method, path, raw)
-            self._send(reply)
-        except (_ClientGone, _Stop):
-            self._abort()
-        except OSError:
-            self._abort()
-        except Exception:
-            if not fake._stopping.is_set():
-                traceback.print_exc()
-            if self._started:
-                self._abort()
-            else:
-                self._send(_Reply(status=500, json={"error": "internal fake server error"}))
-
-    # -- writing
-
-    def _write(self, data: bytes) -> None:
-        try:
-            self.wfile.write(data)
-        except (OSError, ValueError) as exc:
-            raise _ClientGone from exc
-
-    def _abort(self) -> None:
-        """Close the connection at once (no chunk terminator, no further responses)."""
-        self.close_connection = True
-        _shutdown_socket(self.connection)
-
-    def _send_body(self, status: int, content_type: str | None, body: bytes) -> None:
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self._started = True
-        try:
-            self.end_headers()
-        except (OSError, ValueError) as exc:
-            raise _ClientGone from exc
-        if body and not self._head:
-            self._write(body)
-
-    def _send(self, reply: _Reply) -> None:
-        fake = self.server.fake
-        if reply.hang:
-            fake._stopping.wait()
-            raise _Stop
-        if reply.stream is not None:
-            try:
-                self._send_stream(reply.stream, reply.delay)
-            finally:
-                if reply.cleanup is not None:
-                    reply.cleanup()
-        elif reply.text is not None:
-            self._send_body(reply.status, TEXT_CT, reply.text.encode())
-        elif reply.empty:
-            self._send_body(reply.status, None, b"")
-        else:
-            self._send_body(reply.status, JSON_CT, _dumps(reply.json))
-
-    def _send_stream(
-        self, lines: Iterator[dict[str, Any]], delay: Callable[[], float] | None
-    ) -> None:
-        fake = self.server.fake
-        path = urlsplit(self.path).path
-        self.send_response(200)
-        self.send_header("Content-Type", NDJSON)
-        self.send_header("Transfer-Encoding", "chunked")
-        self._started = True
-        try:
-            self.end_headers()
-        except (OSError, ValueError) as exc:
-            raise _ClientGone from exc
-        written = 0
-        try:
-            for index, obj in enumerate(lines):
-                if index and delay is not None:
-                    fake._sleep(delay())
-                if self._drop_due(fake, path, written):
-                    self._abort()
-                    return
-                data = _dumps(obj) + b"\n"
-                self._write(b"%x\r\n%s\r\n" % (len(data), data))
-                written += 1
-            if self._drop_due(fake, path, written):
-                self._abort()
-                return
-            self._write(b"0\r\n\r\n")
-        finally:
-            close = getattr(lines, "close", None)
-            if close is not None:
-                close()
-
-    @staticmethod
-    def _drop_due(fake: FakeOllama, path: str, written: int) -> bool:
-        faults = fake.faults
-        return (
-            faults.drop_after is not None and faults.applies(path) and written >= faults.drop_after
-        )
-
-
-class FakeOllama:
+class FakeOllama(FakeServer):
     """A fake Ollama server; see the module docstring.
 
     ``models`` given as names are looked up in ``DEFAULT_MODELS`` (or created with the
@@ -795,6 +553,9 @@ class FakeOllama:
     can fetch (``None``: ``DEFAULT_CATALOG``). ``vram_bytes`` is the GPU memory that loaded
     models fill in load order; a model that does not fit gets a partial ``size_vram``.
     """
+
+    handler_class = _Handler
+    stream_headers = (("Content-Type", NDJSON),)
 
     def __init__(
         self,
@@ -810,32 +571,18 @@ class FakeOllama:
         chat_reply: str = "The quick brown fox jumps over the lazy dog.",
         thinking_reply: str = "Let me think about that.",
     ) -> None:
-        _check_loopback(host)
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.version = version
         self.pull_steps = max(1, int(pull_steps))
         self.pull_delay = pull_delay
         self.vram_bytes = vram_bytes
         self.chat_reply = chat_reply
         self.thinking_reply = thinking_reply
-        self.faults = Faults()
         self.now: Callable[[], datetime] = lambda: datetime.now().astimezone()
-        self.requests: list[tuple[str, str, dict[str, Any] | None]] = []
-        # headers of each request (names lower-cased), in the same order as `requests`
-        self.request_headers: list[dict[str, str]] = []
         self.installed: dict[str, FakeModel] = {}
         self.catalog: dict[str, CatalogEntry] = {}
-        self._lock = threading.Lock()
         self._loaded: dict[str, _Loaded] = {}
         self._blobs: dict[str, int] = {}  # layer digest -> bytes downloaded so far
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
-        self._conns: dict[_Handler, threading.Thread] = {}
-        self._stopped = False
         if models is None:
             # Like two real machines, two fakes pulled their models at different instants:
             # each instance gets its own sub-second part of modified_at.
@@ -845,86 +592,6 @@ class FakeOllama:
         for m in models:
             self.add_model(m)
         self.set_catalog(DEFAULT_CATALOG if catalog is None else catalog)
-
-    # -- lifecycle
-
-    def start(self) -> FakeOllama:
-        """Bind (port 0 picks a free port) and serve from a daemon thread."""
-        if self._httpd is not None or self._stopped:
-            raise RuntimeError("a FakeOllama can be started once")
-        self._httpd = _Server((self.host, self.port), self)
-        self.port = int(self._httpd.server_address[1])
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._thread = threading.Thread(
-            target=self._serve, name=f"fake-ollama-{self.host}:{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        """Accept connections until stopped; a byte on the wake socket ends the wait at once."""
-        httpd = self._httpd
-        assert httpd is not None and self._wake_r is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(httpd, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is httpd and not self._stopping.is_set():
-                        httpd.handle_request()  # the listener is readable: accepts at once
-
-    def stop(self) -> None:
-        """Stop serving: wake hung requests, close every connection, join the threads."""
-        with self._lock:
-            if self._httpd is None or self._stopped:
-                self._stopped = True
-                return
-            self._stopped = True
-            self._stopping.set()
-            conns = list(self._conns.items())
-        deadline = time.monotonic() + 1.0
-        if self._wake_w is not None:
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        self._httpd.server_close()
-        for handler, _ in conns:
-            _shutdown_socket(handler.connection)
-        for _, thread in conns:
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
-
-    def __enter__(self) -> FakeOllama:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def _register(self, handler: _Handler) -> None:
-        with self._lock:
-            self._conns[handler] = threading.current_thread()
-            stopping = self._stopping.is_set()
-        if stopping:
-            _shutdown_socket(handler.connection)
-
-    def _unregister(self, handler: _Handler) -> None:
-        with self._lock:
-            self._conns.pop(handler, None)
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait, but give up at once when the server stops."""
-        if seconds > 0 and self._stopping.wait(seconds):
-            raise _Stop
-        if self._stopping.is_set():
-            raise _Stop
 
     # -- state helpers (public)
 
@@ -1029,20 +696,6 @@ class FakeOllama:
             else:
                 loaded.expires_at = self._expiry(keep_alive)
 
-    def _log_request(
-        self, method: str, path: str, raw: bytes, headers: dict[str, str] | None = None
-    ) -> None:
-        body: dict[str, Any] | None = None
-        if raw.strip():
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            body = parsed if isinstance(parsed, dict) else None
-        with self._lock:
-            self.requests.append((method, path, body))
-            self.request_headers.append({k.lower(): v for k, v in (headers or {}).items()})
-
     def _created_at(self) -> str:
         return go_time(self.now().astimezone(UTC))
 
@@ -1063,27 +716,35 @@ class FakeOllama:
         "/api/embeddings": {"POST": "_embeddings"},
     }
 
-    def _handle(self, method: str, path: str, raw: bytes) -> _Reply:
-        faults = self.faults
-        if faults.applies(path):
-            if faults.hang:
-                return _Reply(hang=True)
-            if faults.latency > 0:
-                self._sleep(faults.latency)
-            if faults.fail_status is not None and path.startswith("/api/"):
-                status = faults.fail_status
-                return _Reply(status=status, json={"error": f"fake failure {status}"})
+    def _label(self) -> str:
+        return "ollama"
+
+    def _dumps(self, obj: object) -> bytes:
+        return _dumps(obj)
+
+    def _frame(self, item: Any) -> bytes:
+        return _dumps(item) + b"\n"  # NDJSON: one object a line
+
+    def _failure(self, path: str, status: int) -> Reply | None:
+        if not path.startswith("/api/"):
+            return None
+        return Reply(status=status, json={"error": f"fake failure {status}"})
+
+    def _internal_error(self) -> Reply:
+        return Reply(status=500, json={"error": "internal fake server error"})
+
+    def _answer(self, method: str, path: str, raw: bytes) -> Reply:
         methods = self._ROUTES.get(path)
         if methods is None:
-            return _Reply(status=404, text="404 page not found")
+            return Reply(status=404, text="404 page not found")
         handler_name = methods.get(method)
         if handler_name is None:
-            return _Reply(status=405, text="405 method not allowed")
-        handler: Callable[[bytes], _Reply] = getattr(self, handler_name)
+            return Reply(status=405, text="405 method not allowed")
+        handler: Callable[[bytes], Reply] = getattr(self, handler_name)
         try:
             return handler(raw)
         except _HTTPError as exc:
-            return _Reply(status=exc.status, json={"error": exc.message})
+            return Reply(status=exc.status, json={"error": exc.message})
 
     @staticmethod
     def _body(raw: bytes, type_name: str, strings: Iterable[str] = ("model",)) -> dict[str, Any]:
@@ -1129,13 +790,13 @@ class FakeOllama:
 
     # -- simple routes
 
-    def _root(self, raw: bytes) -> _Reply:
-        return _Reply(text="Ollama is running")
+    def _root(self, raw: bytes) -> Reply:
+        return Reply(text="Ollama is running")
 
-    def _version(self, raw: bytes) -> _Reply:
-        return _Reply(json={"version": self.version})
+    def _version(self, raw: bytes) -> Reply:
+        return Reply(json={"version": self.version})
 
-    def _tags(self, raw: bytes) -> _Reply:
+    def _tags(self, raw: bytes) -> Reply:
         with self._lock:
             models = list(self.installed.values())
         models.sort(
@@ -1157,9 +818,9 @@ class FakeOllama:
                     "capabilities": list(m.capabilities),
                 }
             )
-        return _Reply(json={"models": out})
+        return Reply(json={"models": out})
 
-    def _ps(self, raw: bytes) -> _Reply:
+    def _ps(self, raw: bytes) -> Reply:
         with self._lock:
             self._expire_locked()
             rows = [(v, self.installed.get(k)) for k, v in self._loaded.items()]
@@ -1183,9 +844,9 @@ class FakeOllama:
                 )
             )
         out.sort(key=lambda row: row[0], reverse=True)  # stable: load order among equals
-        return _Reply(json={"models": [row for _, row in out]})
+        return Reply(json={"models": [row for _, row in out]})
 
-    def _show(self, raw: bytes) -> _Reply:
+    def _show(self, raw: bytes) -> Reply:
         body = self._body(raw, "ShowRequest", ("model", "name"))
         requested = body.get("model") or body.get("name") or ""
         if not requested.strip():
@@ -1208,9 +869,9 @@ class FakeOllama:
             reply["projector_info"] = projector
         reply["capabilities"] = list(model.capabilities)
         reply["modified_at"] = model.modified_at
-        return _Reply(json=reply)
+        return Reply(json=reply)
 
-    def _delete(self, raw: bytes) -> _Reply:
+    def _delete(self, raw: bytes) -> Reply:
         body = self._body(raw, "DeleteRequest", ("model", "name"))
         requested = body.get("model") or body.get("name") or ""
         if not requested.strip():
@@ -1225,9 +886,9 @@ class FakeOllama:
             for digest, _ in self._layers_for_locked(model):
                 if digest not in in_use:
                     self._blobs.pop(digest, None)
-        return _Reply(empty=True)
+        return Reply(empty=True)
 
-    def _copy(self, raw: bytes) -> _Reply:
+    def _copy(self, raw: bytes) -> Reply:
         body = self._body(raw, "CopyRequest", ("source", "destination"))
         source = body.get("source") or ""
         destination = body.get("destination") or ""
@@ -1243,7 +904,7 @@ class FakeOllama:
             self.installed[dst] = _copy_model(
                 self.installed[key], name=dst, modified_at=go_time(self.now())
             )
-        return _Reply(empty=True)
+        return Reply(empty=True)
 
     # -- pull
 
@@ -1283,7 +944,7 @@ class FakeOllama:
             embedding_length=model.embedding_length,
         )
 
-    def _pull(self, raw: bytes) -> _Reply:
+    def _pull(self, raw: bytes) -> Reply:
         body = self._body(raw, "PullRequest", ("model", "name"))
         requested = body.get("model") or body.get("name") or ""
         if not requested.strip():
@@ -1294,7 +955,7 @@ class FakeOllama:
             entry = self._pull_source_locked(name)
         lines = self._pull_lines(name, entry)
         if stream:
-            return _Reply(stream=lines, delay=lambda: self.pull_delay)
+            return Reply(stream=lines, delay=lambda: self.pull_delay)
         last: dict[str, Any] = {}
         try:
             for index, line in enumerate(lines):
@@ -1305,7 +966,7 @@ class FakeOllama:
                 last = line
         finally:
             lines.close()
-        return _Reply(json=last)
+        return Reply(json=last)
 
     def _pull_lines(self, name: str, entry: CatalogEntry | None) -> _Chunks:
         yield {"status": "pulling manifest"}
@@ -1397,10 +1058,10 @@ class FakeOllama:
             self._loaded[model.name].busy += 1
         return load_ns
 
-    def _unload_reply(self, model: FakeModel, requested: str, kind: str) -> _Reply:
+    def _unload_reply(self, model: FakeModel, requested: str, kind: str) -> Reply:
         with self._lock:
             self._loaded.pop(model.name, None)
-        return _Reply(json=self._done_stub(requested, kind, "unload"))
+        return Reply(json=self._done_stub(requested, kind, "unload"))
 
     def _done_stub(self, requested: str, kind: str, reason: str) -> dict[str, Any]:
         reply: dict[str, Any] = {"model": requested, "created_at": self._created_at()}
@@ -1450,7 +1111,7 @@ class FakeOllama:
         }
         return {k: v for k, v in metrics.items() if v}
 
-    def _chat(self, raw: bytes) -> _Reply:
+    def _chat(self, raw: bytes) -> Reply:
         body = self._body(raw, "ChatRequest")
         requested = body.get("model") or ""
         if not requested.strip():
@@ -1474,7 +1135,7 @@ class FakeOllama:
         load_ns = self._begin(model, keep_alive, options)
         if not messages:
             self._release(model.name, keep_alive)
-            return _Reply(json=self._done_stub(requested, "chat", "load"))
+            return Reply(json=self._done_stub(requested, "chat", "load"))
         try:
             last = messages[-1] if isinstance(messages[-1], dict) else {}
             tool_calls: list[dict[str, Any]] = []
@@ -1521,7 +1182,7 @@ class FakeOllama:
         final.update(self._metrics(plan))
         yield final
 
-    def _generate(self, raw: bytes) -> _Reply:
+    def _generate(self, raw: bytes) -> Reply:
         body = self._body(raw, "GenerateRequest", ("model", "prompt", "suffix", "system"))
         requested = body.get("model") or ""
         if not requested.strip():
@@ -1542,7 +1203,7 @@ class FakeOllama:
         load_ns = self._begin(model, keep_alive, options)
         if not prompt:
             self._release(model.name, keep_alive)
-            return _Reply(json=self._done_stub(requested, "generate", "load"))
+            return Reply(json=self._done_stub(requested, "generate", "load"))
         prompt_tokens = _count_tokens(prompt) + _count_tokens(body.get("system") or "") + 8
         plan = self._plan(thinking, self.chat_reply, [], options, prompt_tokens, load_ns)
         context = [int(_sha256(w)[:8], 16) % 128000 for w in _pieces(prompt) + plan.content]
@@ -1572,14 +1233,14 @@ class FakeOllama:
 
     def _inference_reply(
         self, chunks: _Chunks, kind: str, stream: bool, model: FakeModel, keep_alive: float
-    ) -> _Reply:
+    ) -> Reply:
         def release() -> None:
             self._release(model.name, keep_alive)
 
         if stream:
-            return _Reply(stream=chunks, delay=lambda: self.faults.token_delay, cleanup=release)
+            return Reply(stream=chunks, delay=lambda: self.faults.token_delay, cleanup=release)
         try:
-            return _Reply(json=self._collapse(chunks, kind))
+            return Reply(json=self._collapse(chunks, kind))
         finally:
             release()
 
@@ -1622,7 +1283,7 @@ class FakeOllama:
                 final = rebuilt
         return final
 
-    def _embed(self, raw: bytes) -> _Reply:
+    def _embed(self, raw: bytes) -> Reply:
         body = self._body(raw, "EmbedRequest")
         requested = body.get("model") or ""
         if not requested.strip():
@@ -1648,7 +1309,7 @@ class FakeOllama:
         load_ns = self._begin(model, keep_alive, options or {})
         self._release(model.name, keep_alive)
         if not inputs:
-            return _Reply(json={"model": requested, "embeddings": []})
+            return Reply(json={"model": requested, "embeddings": []})
         dims = body.get("dimensions")
         size = model.embedding_length
         if isinstance(dims, int) and not isinstance(dims, bool) and 0 < dims < size:
@@ -1661,9 +1322,9 @@ class FakeOllama:
             "load_duration": load_ns,
             "prompt_eval_count": tokens,
         }
-        return _Reply(json=reply)
+        return Reply(json=reply)
 
-    def _embeddings(self, raw: bytes) -> _Reply:
+    def _embeddings(self, raw: bytes) -> Reply:
         """The legacy single-prompt endpoint."""
         body = self._body(raw, "EmbeddingRequest", ("model", "prompt"))
         requested = body.get("model") or ""
@@ -1679,26 +1340,10 @@ class FakeOllama:
         self._release(model.name, keep_alive)
         prompt = body.get("prompt") or ""
         vector = _embedding(prompt, model.embedding_length) if prompt else []
-        return _Reply(json={"embedding": vector})
+        return Reply(json={"embedding": vector})
 
 
 # --------------------------------------------------------------------------- small pieces
-
-
-def _check_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        ok = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"the fake Ollama server binds to loopback addresses only, not {host!r}")
-
-
-def _shutdown_socket(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _copy_model(model: FakeModel, **changes: Any) -> FakeModel:
@@ -1782,56 +1427,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.fakes.ollama", description="Run a fake Ollama server."
     )
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=11434, help="port (0: any free port)")
+    add_listen_args(parser, port=11434)
     parser.add_argument("--models", default=None, help="comma-separated installed models")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
-    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
+    add_fault_args(parser)
     parser.add_argument("--pull-delay", type=float, default=0.05, help="seconds between pull lines")
     parser.add_argument("--pull-steps", type=int, default=8, help="progress lines per layer")
     parser.add_argument("--vram-gib", type=float, default=24.0, help="GPU memory to simulate")
     parser.add_argument("--version", default="0.33.0", help="version /api/version reports")
     args = parser.parse_args(argv)
 
-    models = None
-    if args.models is not None:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-    try:
-        fake = FakeOllama(
+    def build() -> FakeOllama:
+        return FakeOllama(
             args.host,
             args.port,
-            models=models,
+            models=name_list(args.models),
             version=args.version,
             pull_steps=args.pull_steps,
             pull_delay=args.pull_delay,
             vram_bytes=int(args.vram_gib * 2**30),
         )
-        fake.faults.latency = args.latency
-        fake.faults.token_delay = args.token_delay
-        fake.start()
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
-    done = threading.Event()
+    def banner(fake: FakeOllama) -> str:
+        return f"fake Ollama {args.version} serving {len(fake.installed)} models; Ctrl+C to stop"
 
-    def _on_signal(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    print(fake.url, flush=True)
-    print(
-        f"fake Ollama {args.version} serving {len(fake.installed)} models; Ctrl+C to stop",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        fake.stop()
-    return 0
+    return serve_until_signalled(args, build, banner)
 
 
 if __name__ == "__main__":

@@ -64,33 +64,28 @@ user's (its arguments fill the required parameters with sample values).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import secrets
-import selectors
-import signal
-import socket
-import socketserver
 import string
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from tests.fakes.ollama import (
+from tests.fakes._http import (
+    FakeServer,
     Faults,
-    _check_loopback,
-    _count_tokens,
-    _pieces,
-    _sample_value,
-    _shutdown_socket,
+    Reply,
+    add_fault_args,
+    add_listen_args,
+    dumps,
+    name_list,
+    serve_until_signalled,
 )
+from tests.fakes.ollama import _count_tokens, _pieces, _sample_value
 
 __all__ = ["DEFAULT_MODELS", "FLAVORS", "FakeOpenAI", "Faults", "Flavor", "main"]
 
@@ -120,8 +115,6 @@ OWNED_BY: dict[str, str] = {
     "vllm": "vllm",
     "generic": "system",
 }
-JSON_CT = "application/json; charset=utf-8"
-TEXT_CT = "text/plain; charset=utf-8"
 SSE_CT = "text/event-stream"
 N_CTX = 4096
 
@@ -192,10 +185,6 @@ def _random_id(prefix: str, n: int) -> str:
     return prefix + "".join(random.choice(alphabet) for _ in range(n))
 
 
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _fragments(text: str, parts: int = 3) -> list[str]:
     """Split a string into ``parts`` non-empty pieces (fewer if it is short)."""
     if len(text) <= parts:
@@ -229,25 +218,6 @@ class _HTTPError(Exception):
 
 
 @dataclass
-class _Reply:
-    status: int = 200
-    json: Any = None  # a JSON reply
-    text: str | None = None  # a text/plain reply
-    empty: bool = False  # an empty body
-    events: Iterator[dict[str, Any] | str] | None = None  # an SSE stream; str is sent raw
-    hang: bool = False
-    content_type: str | None = None  # overrides the default for json/text
-
-
-class _Stop(Exception):
-    """The server is stopping: abandon the request."""
-
-
-class _ClientGone(ConnectionError):
-    """The client closed its end while we were writing."""
-
-
-@dataclass
 class _Plan:
     """What one chat request will produce."""
 
@@ -268,194 +238,7 @@ class _Plan:
 # --------------------------------------------------------------------------- server
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    timeout = 0.05
-
-    def __init__(self, address: tuple[str, int], fake: FakeOpenAI) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError | ValueError) or self.fake._stopping.is_set():
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._register(self)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.fake._unregister(self)
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except OSError:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def send_response(self, code: int, message: str | None = None) -> None:
-        self.send_response_only(code, message)
-        self.send_header("Date", self.date_time_string())
-        for name, value in self.server.fake._server_headers():
-            self.send_header(name, value)
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch("OPTIONS")
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                size_line = self.rfile.readline(1024)
-                if not size_line:
-                    break
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _dispatch(self, method: str) -> None:
-        fake = self.server.fake
-        path = urlsplit(self.path).path
-        raw = self._read_body()
-        fake._log_request(method, path, raw, dict(self.headers.items()))
-        self._head = method == "HEAD"
-        self._started = False
-        try:
-            self._send(fake._handle(method, path, raw))
-        except (_ClientGone, _Stop, OSError):
-            self._abort()
-        except Exception:
-            if not fake._stopping.is_set():
-                traceback.print_exc()
-            if self._started:
-                self._abort()
-            else:
-                err = {
-                    "error": {
-                        "code": 500,
-                        "message": "internal fake server error",
-                        "type": "server_error",
-                    }
-                }
-                self._send(_Reply(status=500, json=err))
-
-    def _write(self, data: bytes) -> None:
-        try:
-            self.wfile.write(data)
-        except (OSError, ValueError) as exc:
-            raise _ClientGone from exc
-
-    def _abort(self) -> None:
-        self.close_connection = True
-        _shutdown_socket(self.connection)
-
-    def _end_headers(self) -> None:
-        self._started = True
-        try:
-            self.end_headers()
-        except (OSError, ValueError) as exc:
-            raise _ClientGone from exc
-
-    def _send(self, reply: _Reply) -> None:
-        fake = self.server.fake
-        if reply.hang:
-            fake._stopping.wait()
-            raise _Stop
-        if reply.events is not None:
-            self._send_events(reply.events)
-            return
-        if reply.text is not None:
-            body, ctype = reply.text.encode(), reply.content_type or TEXT_CT
-        elif reply.empty:
-            body, ctype = b"", reply.content_type
-        else:
-            body, ctype = _dumps(reply.json), reply.content_type or JSON_CT
-        self.send_response(reply.status)
-        if ctype:
-            self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self._end_headers()
-        if body and not self._head:
-            self._write(body)
-
-    def _send_events(self, events: Iterator[dict[str, Any] | str]) -> None:
-        fake = self.server.fake
-        path = urlsplit(self.path).path
-        self.send_response(200)
-        self.send_header("Content-Type", SSE_CT)
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self._end_headers()
-        written = 0
-        try:
-            for index, event in enumerate(events):
-                if index:
-                    fake._sleep(fake.faults.token_delay)
-                if fake._drop_due(path, written):
-                    self._abort()
-                    return
-                payload = event.encode() if isinstance(event, str) else _dumps(event)
-                data = b"data: " + payload + b"\n\n"
-                self._write(b"%x\r\n%s\r\n" % (len(data), data))
-                written += 1
-            if fake._drop_due(path, written):
-                self._abort()
-                return
-            self._write(b"0\r\n\r\n")
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
-
-
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     """A fake OpenAI-compatible server; see the module docstring.
 
     ``models`` are the ids it serves (``None``: a small default list for the flavor). A
@@ -463,6 +246,8 @@ class FakeOpenAI:
     the server reports (llama.cpp's ``build_info``, vLLM's ``/version``); ``None`` picks
     the flavor's default.
     """
+
+    stream_headers = (("Content-Type", SSE_CT), ("Cache-Control", "no-cache"))
 
     def __init__(
         self,
@@ -477,13 +262,11 @@ class FakeOpenAI:
         reasoning: str = "",
         n_ctx: int = N_CTX,
     ) -> None:
-        _check_loopback(host)
+        super().__init__(host, port)
         if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
         if router and flavor != "llamacpp":
             raise ValueError("router mode is a llama.cpp feature")
-        self.host = host
-        self.port = port
         self.flavor: Flavor = flavor
         self.router = router
         self.version = DEFAULT_VERSIONS[flavor] if version is None else version
@@ -499,9 +282,6 @@ class FakeOpenAI:
         self.tool_arguments: str | None = None  # raw text streamed as a tool call's arguments
         self.n_ctx = n_ctx
         self.loading = False  # llama.cpp: every route answers 503 "Loading model"
-        self.faults = Faults()
-        self.requests: list[tuple[str, str, dict[str, Any] | None]] = []
-        self.request_headers: list[dict[str, str]] = []
         if flavor == "llamacpp" and router:
             self.loaded: set[str] = set()
         elif flavor == "lmstudio":
@@ -512,113 +292,10 @@ class FakeOpenAI:
         self.started_at = round(time.time() - random.uniform(1.0, 3600.0), 2)  # process start
         self.media_marker = f"<__media_{secrets.token_urlsafe(24)}__>"
         self.created = int(self.started_at) - random.randint(86_400, 90 * 86_400)
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
-        self._conns: dict[_Handler, threading.Thread] = {}
-        self._stopped = False
-
-    # -- lifecycle
-
-    def start(self) -> FakeOpenAI:
-        """Bind (port 0 picks a free port) and serve from a daemon thread."""
-        if self._httpd is not None or self._stopped:
-            raise RuntimeError("a FakeOpenAI can be started once")
-        self._httpd = _Server((self.host, self.port), self)
-        self.port = int(self._httpd.server_address[1])
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._thread = threading.Thread(
-            target=self._serve, name=f"fake-{self.flavor}-{self.host}:{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def _serve(self) -> None:
-        httpd = self._httpd
-        assert httpd is not None and self._wake_r is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(httpd, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is httpd and not self._stopping.is_set():
-                        httpd.handle_request()
-
-    def stop(self) -> None:
-        """Stop serving: wake hung requests, close every connection, join the threads."""
-        with self._lock:
-            if self._httpd is None or self._stopped:
-                self._stopped = True
-                return
-            self._stopped = True
-            self._stopping.set()
-            conns = list(self._conns.items())
-        deadline = time.monotonic() + 1.0
-        if self._wake_w is not None:
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        self._httpd.server_close()
-        for handler, _ in conns:
-            _shutdown_socket(handler.connection)
-        for _, thread in conns:
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def model_path(self) -> str:
         return f"/models/{self.models[0]}.gguf"
-
-    def _register(self, handler: _Handler) -> None:
-        with self._lock:
-            self._conns[handler] = threading.current_thread()
-            stopping = self._stopping.is_set()
-        if stopping:
-            _shutdown_socket(handler.connection)
-
-    def _unregister(self, handler: _Handler) -> None:
-        with self._lock:
-            self._conns.pop(handler, None)
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait, but give up at once when the server stops."""
-        if seconds > 0 and self._stopping.wait(seconds):
-            raise _Stop
-        if self._stopping.is_set():
-            raise _Stop
-
-    def _drop_due(self, path: str, written: int) -> bool:
-        f = self.faults
-        return f.drop_after is not None and f.applies(path) and written >= f.drop_after
-
-    def _log_request(self, method: str, path: str, raw: bytes, headers: dict[str, str]) -> None:
-        body: dict[str, Any] | None = None
-        if raw.strip():
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            body = parsed if isinstance(parsed, dict) else None
-        with self._lock:
-            self.requests.append((method, path, body))
-            self.request_headers.append({k.lower(): v for k, v in headers.items()})
 
     def _server_headers(self) -> list[tuple[str, str]]:
         if self.flavor == "llamacpp":
@@ -631,16 +308,21 @@ class FakeOpenAI:
 
     # -- routing
 
-    def _handle(self, method: str, path: str, raw: bytes) -> _Reply:
-        faults = self.faults
-        if faults.applies(path):
-            if faults.hang:
-                return _Reply(hang=True)
-            if faults.latency > 0:
-                self._sleep(faults.latency)
-            if faults.fail_status is not None:
-                status = faults.fail_status
-                return self._error(status, f"fake failure {status}", "server_error")
+    def _label(self) -> str:
+        return self.flavor
+
+    def _frame(self, item: Any) -> bytes:
+        payload = item.encode() if isinstance(item, str) else dumps(item)
+        return b"data: " + payload + b"\n\n"  # an SSE event; a str is sent raw
+
+    def _failure(self, path: str, status: int) -> Reply:
+        return self._error(status, f"fake failure {status}", "server_error")
+
+    def _internal_error(self) -> Reply:
+        err = {"code": 500, "message": "internal fake server error", "type": "server_error"}
+        return Reply(status=500, json={"error": err})
+
+    def _answer(self, method: str, path: str, raw: bytes) -> Reply:
         if self.flavor == "llamacpp" and self.loading:
             return self._error(503, "Loading model", "unavailable_error")
         route = self._route(method, path)
@@ -651,7 +333,7 @@ class FakeOpenAI:
         except _HTTPError as exc:
             return self._error(exc.status, exc.message, exc.type)
 
-    def _route(self, method: str, path: str) -> Callable[[bytes], _Reply] | None:
+    def _route(self, method: str, path: str) -> Callable[[bytes], Reply] | None:
         get = method in ("GET", "HEAD")
         if path == "/v1/models" and get:
             return self._v1_models
@@ -659,7 +341,7 @@ class FakeOpenAI:
             return self._chat
         if self.flavor == "llamacpp":
             if path in ("/health", "/v1/health") and get:
-                return lambda raw: _Reply(json={"status": "ok"})
+                return lambda raw: Reply(json={"status": "ok"})
             if path == "/props" and get:
                 return self._props
             if path == "/slots" and get:
@@ -676,28 +358,28 @@ class FakeOpenAI:
                 return lambda raw: self._lms_model(model_id)
         elif self.flavor == "vllm":
             if path == "/version" and get:
-                return lambda raw: _Reply(json={"version": self.version})
+                return lambda raw: Reply(json={"version": self.version})
             if path == "/health" and get:
-                return lambda raw: _Reply(empty=True)
+                return lambda raw: Reply(empty=True)
             if path == "/metrics" and get:
                 return self._metrics
         return None
 
-    def _not_found(self, method: str, path: str) -> _Reply:
+    def _not_found(self, method: str, path: str) -> Reply:
         if self.flavor == "llamacpp":
             return self._error(404, "File Not Found", "not_found_error")
         if self.flavor == "lmstudio":
-            return _Reply(json={"error": f"Unexpected endpoint or method. ({method} {path})"})
+            return Reply(json={"error": f"Unexpected endpoint or method. ({method} {path})"})
         if self.flavor == "vllm":
-            return _Reply(status=404, json={"detail": "Not Found"})
-        return _Reply(status=404, text="Not Found")
+            return Reply(status=404, json={"detail": "Not Found"})
+        return Reply(status=404, text="Not Found")
 
-    def _error(self, status: int, message: str, type_: str) -> _Reply:
+    def _error(self, status: int, message: str, type_: str) -> Reply:
         if self.flavor == "vllm":
             vllm_type = {404: "NotFoundError", 400: "BadRequestError"}.get(status, type_)
             err = {"message": message, "type": vllm_type, "param": None, "code": status}
-            return _Reply(status=status, json={"error": err})
-        return _Reply(
+            return Reply(status=status, json={"error": err})
+        return Reply(
             status=status, json={"error": {"code": status, "message": message, "type": type_}}
         )
 
@@ -709,7 +391,7 @@ class FakeOpenAI:
         folded = name.casefold()
         return next((m for m in self.models if m.casefold() == folded), None)
 
-    def _v1_models(self, raw: bytes) -> _Reply:
+    def _v1_models(self, raw: bytes) -> Reply:
         now = int(time.time())
         data: list[dict[str, Any]] = []
         for model_id in self.models:
@@ -764,7 +446,7 @@ class FakeOpenAI:
         body: dict[str, Any] = {"object": "list", "data": data}
         if self.flavor == "llamacpp":
             body = {"models": [self._ollama_style(m) for m in self.models], **body}
-        return _Reply(json=body)
+        return Reply(json=body)
 
     @staticmethod
     def _ollama_style(model_id: str) -> dict[str, Any]:
@@ -789,11 +471,11 @@ class FakeOpenAI:
             },
         }
 
-    def _props(self, raw: bytes) -> _Reply:
+    def _props(self, raw: bytes) -> Reply:
         if self.router:
-            return _Reply(json={"role": "router", "build_info": self.version, "max_instances": 4})
+            return Reply(json={"role": "router", "build_info": self.version, "max_instances": 4})
         spec = _spec(self.models[0])
-        return _Reply(
+        return Reply(
             json={
                 "default_generation_settings": {
                     "params": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "n_predict": -1},
@@ -816,12 +498,12 @@ class FakeOpenAI:
             }
         )
 
-    def _slots(self, raw: bytes) -> _Reply:
-        return _Reply(
+    def _slots(self, raw: bytes) -> Reply:
+        return Reply(
             json=[{"id": 0, "n_ctx": self.n_ctx, "speculative": False, "is_processing": False}]
         )
 
-    def _router_models(self, raw: bytes) -> _Reply:
+    def _router_models(self, raw: bytes) -> Reply:
         now = int(time.time())
         with self._lock:
             loaded = set(self.loaded)
@@ -837,7 +519,7 @@ class FakeOpenAI:
             }
             for m in self.models
         ]
-        return _Reply(json={"object": "list", "data": data})
+        return Reply(json={"object": "list", "data": data})
 
     def _model_arg(self, raw: bytes) -> str:
         body = self._json_body(raw)
@@ -849,19 +531,19 @@ class FakeOpenAI:
             raise _HTTPError(404, f"model '{name}' not found", "not_found_error")
         return found
 
-    def _router_load(self, raw: bytes) -> _Reply:
+    def _router_load(self, raw: bytes) -> Reply:
         model = self._model_arg(raw)
         with self._lock:
             self.loaded.add(model)
-        return _Reply(json={"success": True})
+        return Reply(json={"success": True})
 
-    def _router_unload(self, raw: bytes) -> _Reply:
+    def _router_unload(self, raw: bytes) -> Reply:
         model = self._model_arg(raw)
         with self._lock:
             if model not in self.loaded:
                 raise _HTTPError(400, f"model '{model}' is not loaded")
             self.loaded.discard(model)
-        return _Reply(json={"success": True})
+        return Reply(json={"success": True})
 
     def _lms_entry(self, model_id: str) -> dict[str, Any]:
         spec = _spec(model_id)
@@ -879,16 +561,16 @@ class FakeOpenAI:
             "max_context_length": spec.n_ctx_train,
         }
 
-    def _lms_models(self, raw: bytes) -> _Reply:
-        return _Reply(json={"object": "list", "data": [self._lms_entry(m) for m in self.models]})
+    def _lms_models(self, raw: bytes) -> Reply:
+        return Reply(json={"object": "list", "data": [self._lms_entry(m) for m in self.models]})
 
-    def _lms_model(self, model_id: str) -> _Reply:
+    def _lms_model(self, model_id: str) -> Reply:
         found = self._find(model_id)
         if found is None:
-            return _Reply(status=404, json={"error": f"Model '{model_id}' not found"})
-        return _Reply(json=self._lms_entry(found))
+            return Reply(status=404, json={"error": f"Model '{model_id}' not found"})
+        return Reply(json=self._lms_entry(found))
 
-    def _metrics(self, raw: bytes) -> _Reply:
+    def _metrics(self, raw: bytes) -> Reply:
         lines = [
             "# HELP process_start_time_seconds Start time of the process since unix epoch.",
             "# TYPE process_start_time_seconds gauge",
@@ -897,7 +579,7 @@ class FakeOpenAI:
             "# TYPE vllm:num_requests_running gauge",
             f'vllm:num_requests_running{{engine="0",model_name="{self.models[0]}"}} 0.0',
         ]
-        return _Reply(
+        return Reply(
             text="\n".join(lines) + "\n", content_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
@@ -930,7 +612,7 @@ class FakeOpenAI:
             self.loaded.add(found)  # router autoload; LM Studio just-in-time loading
         return found
 
-    def _chat(self, raw: bytes) -> _Reply:
+    def _chat(self, raw: bytes) -> Reply:
         body = self._json_body(raw)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -969,8 +651,8 @@ class FakeOpenAI:
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         plan = _Plan(model, reasoning, content, tool, finish, prompt_tokens, include_usage)
         if body.get("stream") is True:
-            return _Reply(events=self._chunks(plan))
-        return _Reply(json=self._completion(plan))
+            return Reply(stream=self._chunks(plan), delay=lambda: self.faults.token_delay)
+        return Reply(json=self._completion(plan))
 
     def _timings(self, plan: _Plan) -> dict[str, Any]:
         per_token_ms = self.faults.token_delay * 1000.0 if self.faults.token_delay > 0 else 12.5
@@ -1079,55 +761,29 @@ def main(argv: list[str] | None = None) -> int:
         description="Run a fake OpenAI-compatible server (llama.cpp, LM Studio, vLLM or generic).",
     )
     parser.add_argument("--flavor", choices=FLAVORS, default="llamacpp")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    add_listen_args(parser, port=8080)
     parser.add_argument("--models", default=None, help="comma-separated model ids")
     parser.add_argument("--router", action="store_true", help="llama.cpp router mode")
     parser.add_argument("--version", default=None, help="version the server reports")
     parser.add_argument("--reasoning", default="", help="reasoning text streamed before replies")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
-    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between tokens")
+    add_fault_args(parser)
     args = parser.parse_args(argv)
 
-    models = None
-    if args.models is not None:
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-    try:
-        fake = FakeOpenAI(
+    def build() -> FakeOpenAI:
+        return FakeOpenAI(
             args.host,
             args.port,
             flavor=args.flavor,
-            models=models,
+            models=name_list(args.models),
             router=args.router,
             version=args.version,
             reasoning=args.reasoning,
         )
-        fake.faults.latency = args.latency
-        fake.faults.token_delay = args.token_delay
-        fake.start()
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
-    done = threading.Event()
+    def banner(fake: FakeOpenAI) -> str:
+        return f"fake {args.flavor} server serving {', '.join(fake.models)}; Ctrl+C to stop"
 
-    def _on_signal(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    print(fake.url, flush=True)
-    print(
-        f"fake {args.flavor} server serving {', '.join(fake.models)}; Ctrl+C to stop",
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        fake.stop()
-    return 0
+    return serve_until_signalled(args, build, banner)
 
 
 if __name__ == "__main__":
