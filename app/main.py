@@ -112,8 +112,16 @@ async def _listen_mdns(discovery: DiscoveryService) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``corral`` and ``python -m app``; returns the exit status."""
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    """Entry point of ``corral`` and ``python -m app``; returns the exit status.
+
+    ``corral agent ...`` runs the headless host agent instead (no Qt is loaded).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["agent"]:
+        from app.agent.cli import main as agent_main
+
+        return agent_main(argv[1:])
+    args = _parse_args(argv)
     if args.version:
         print(f"corral {__version__}")
         return 0

@@ -45,13 +45,21 @@ class HeaderEntry:
 
 @dataclass
 class HostEntry:
-    """A host the user added (or a built-in host the user edited, under the same id)."""
+    """A host the user added (or a built-in host the user edited, under the same id).
+
+    ``agent_url`` / ``exporter_url`` say where its hardware figures come from ("" for
+    none); ``agent_token`` says that a token for them is kept in the OS keyring (the token
+    itself is never written here).
+    """
 
     id: str
     name: str
     url: str
     kind: str = "ollama"
     headers: list[HeaderEntry] = field(default_factory=list)
+    agent_url: str = ""
+    exporter_url: str = ""
+    agent_token: bool = False
 
 
 @dataclass
@@ -162,7 +170,21 @@ def _host_from_json(raw: object, index: int) -> HostEntry:
         ):
             raise ValueError(f"{where} has a bad header")
         headers.append(HeaderEntry(h["name"], h.get("value", ""), h.get("secret", False)))
-    return HostEntry(id=raw["id"], name=raw["name"], url=raw["url"], kind=kind, headers=headers)
+    for key in ("agent_url", "exporter_url"):
+        if not isinstance(raw.get(key, ""), str):
+            raise ValueError(f"{where} has a bad {key}")
+    if not isinstance(raw.get("agent_token", False), bool):
+        raise ValueError(f"{where} has a bad agent_token")
+    return HostEntry(
+        id=raw["id"],
+        name=raw["name"],
+        url=raw["url"],
+        kind=kind,
+        headers=headers,
+        agent_url=raw.get("agent_url", ""),
+        exporter_url=raw.get("exporter_url", ""),
+        agent_token=raw.get("agent_token", False),
+    )
 
 
 @dataclass(frozen=True)

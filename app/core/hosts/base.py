@@ -89,6 +89,11 @@ class HostConfig:
         kind: host type.
         headers: extra HTTP headers (e.g. ``Authorization`` for a reverse proxy).
         source: ``default`` (this machine), ``env`` (OLLAMA_HOST) or ``user``.
+        agent_url: the Corral host agent giving this host's hardware figures ("" if none);
+            its token is kept in the keyring (``HostRegistry.agent_token``).
+        exporter_url: a Prometheus exporter (node_exporter, dcgm-exporter,
+            nvitop-exporter) to read the hardware figures from instead; several may be
+            listed, separated by spaces ("" if none).
     """
 
     id: str
@@ -97,6 +102,8 @@ class HostConfig:
     kind: HostKind = HostKind.OLLAMA
     headers: tuple[tuple[str, str], ...] = ()
     source: str = "user"
+    agent_url: str = ""
+    exporter_url: str = ""
 
     def header_dict(self) -> dict[str, str]:
         return dict(self.headers)

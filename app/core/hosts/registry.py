@@ -48,6 +48,24 @@ def _secret_key(host_id: str, header: str) -> str:
     return f"host/{host_id}/header/{header.lower()}"
 
 
+def _token_key(host_id: str) -> str:
+    return f"host/{host_id}/agent-token"
+
+
+DEFAULT_AGENT_PORT = 9101  # the host agent's port (python -m app agent)
+DEFAULT_EXPORTER_PORT = 9100  # node_exporter's
+
+
+def _normalize_agent_url(text: str) -> str:
+    return normalize_host_url(text, default_port=DEFAULT_AGENT_PORT) if text.strip() else ""
+
+
+def _normalize_exporter_urls(text: str) -> str:
+    """One or more exporter URLs (spaces or commas between them), each checked."""
+    urls = [u for u in text.replace(",", " ").split() if u]
+    return " ".join(normalize_host_url(u, default_port=DEFAULT_EXPORTER_PORT) for u in urls)
+
+
 class HostRegistry:
     """The list of hosts Corral manages.
 
@@ -112,7 +130,16 @@ class HostRegistry:
         kind = (
             HostKind(entry.kind) if entry.kind in HostKind.__members__.values() else HostKind.OLLAMA
         )
-        return HostConfig(entry.id, entry.name, entry.url, kind, tuple(headers), source)
+        return HostConfig(
+            entry.id,
+            entry.name,
+            entry.url,
+            kind,
+            tuple(headers),
+            source,
+            agent_url=entry.agent_url,
+            exporter_url=entry.exporter_url,
+        )
 
     def _keyring_value(self, key: str) -> str | None:
         if key not in self._secret_cache:
@@ -152,6 +179,14 @@ class HostRegistry:
         self._hosts[host_id] = (config, host)
         return host
 
+    def agent_token(self, host_id: str) -> str | None:
+        """The token for a host's agent (or exporter), from the keyring; None if none."""
+        entry = next((e for e in self.settings.hosts if e.id == host_id), None)
+        if entry is None or not entry.agent_token:
+            return None
+        key = _token_key(host_id)
+        return self._session_secrets.get(key) or self._keyring_value(key) or None
+
     def missing_secrets(self, host_id: str) -> list[str]:
         """Names of secret headers of a host whose value is not available (not kept)."""
         config = self.get(host_id)
@@ -159,7 +194,10 @@ class HostRegistry:
         entry = next((e for e in self.settings.hosts if e.id == host_id), None)
         if entry is None:
             return []
-        return [h.name for h in entry.headers if h.secret and h.name.lower() not in present]
+        missing = [h.name for h in entry.headers if h.secret and h.name.lower() not in present]
+        if entry.agent_token and self.agent_token(host_id) is None:
+            missing.append("agent token")
+        return missing
 
     # -- changing ---------------------------------------------------------------------
     def add(
@@ -168,17 +206,26 @@ class HostRegistry:
         name: str = "",
         headers: Iterable[tuple[str, str]] = (),
         kind: HostKind = HostKind.OLLAMA,
+        *,
+        agent_url: str = "",
+        agent_token: str = "",
+        exporter_url: str = "",
     ) -> HostConfig:
         canonical = normalize_host_url(url)
         self._check_unique(canonical, except_id=None)
+        agent = _normalize_agent_url(agent_url)
+        exporter = _normalize_exporter_urls(exporter_url)
         host_id = "h-" + _random.token_hex(4)
         entry = HostEntry(
             id=host_id,
             name=name.strip() or _default_name(canonical),
             url=canonical,
             kind=kind.value,
+            agent_url=agent,
+            exporter_url=exporter,
         )
         entry.headers = self._store_headers(host_id, headers)
+        self._store_token(entry, agent_token)
         self.settings.hosts.append(entry)
         self._save()
         return self.get(host_id)
@@ -190,10 +237,17 @@ class HostRegistry:
         url: str | None = None,
         name: str | None = None,
         headers: Iterable[tuple[str, str]] | None = None,
+        agent_url: str | None = None,
+        agent_token: str | None = None,
+        exporter_url: str | None = None,
     ) -> HostConfig:
+        """Change a host; a None argument leaves that setting as it is. An empty
+        ``agent_token`` removes the token."""
         current = self.get(host_id)
         canonical = normalize_host_url(url) if url is not None else current.url
         self._check_unique(canonical, except_id=host_id)
+        agent = _normalize_agent_url(agent_url) if agent_url is not None else None
+        exporter = _normalize_exporter_urls(exporter_url) if exporter_url is not None else None
         entry = next((e for e in self.settings.hosts if e.id == host_id), None)
         if entry is None:  # first edit of a built-in host
             entry = HostEntry(
@@ -205,8 +259,15 @@ class HostRegistry:
         if name is not None:
             entry.name = name.strip() or _default_name(canonical)
         if headers is not None:
-            self._forget_secrets(entry)
+            self._forget_header_secrets(entry)
             entry.headers = self._store_headers(host_id, headers)
+        if agent is not None:
+            entry.agent_url = agent
+        if exporter is not None:
+            entry.exporter_url = exporter
+        if agent_token is not None:
+            self._forget_token(entry)
+            self._store_token(entry, agent_token)
         self._save()
         return self.get(host_id)
 
@@ -279,7 +340,38 @@ class HostRegistry:
             out.append(HeaderEntry(name, "", secret=True))
         return out
 
+    def _store_token(self, entry: HostEntry, token: str) -> None:
+        token = token.strip()
+        if not token:
+            return
+        if any(c.isspace() for c in token):
+            raise InvalidInput("The agent token must not contain spaces or line breaks.")
+        key = _token_key(entry.id)
+        entry.agent_token = True
+        try:
+            self._secrets.set(key, token)
+            self._secret_cache[key] = token
+            self._session_secrets.pop(key, None)
+        except SecretNotStored as exc:
+            self._session_secrets[key] = token
+            self.problems.append(
+                f"{exc.message} The agent token is used until Corral closes; "
+                "enter it again next time."
+            )
+
+    def _forget_token(self, entry: HostEntry) -> None:
+        key = _token_key(entry.id)
+        if entry.agent_token:
+            self._secrets.delete(key)
+        self._session_secrets.pop(key, None)
+        self._secret_cache.pop(key, None)
+        entry.agent_token = False
+
     def _forget_secrets(self, entry: HostEntry) -> None:
+        self._forget_header_secrets(entry)
+        self._forget_token(entry)
+
+    def _forget_header_secrets(self, entry: HostEntry) -> None:
         for h in entry.headers:
             if h.secret:
                 key = _secret_key(entry.id, h.name)

@@ -33,6 +33,17 @@ class RingBuffer:
     def append(self, t: float, value: float) -> None:
         self._items.append((t, value))
 
+    def resize(self, capacity: int) -> None:
+        """Change the capacity in place, keeping the newest samples."""
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self._items = deque(self._items, maxlen=capacity)
+        self.capacity = capacity
+
+    def replace(self, points: list[tuple[float, float]]) -> None:
+        """Replace every sample (the newest ``capacity`` of ``points`` are kept)."""
+        self._items = deque(points, maxlen=self.capacity)
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -41,6 +41,7 @@ class GpuSample:
     memory_clock_mhz: float | None = None
     fan_pct: float | None = None
     processes: tuple[GpuProcess, ...] = ()
+    error: str = ""  # why this GPU could not be read (e.g. it is lost); "" when it was read
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,11 @@ class ProcessSample:
     """A model-server process (ollama, its runners, llama-server, vllm, LM Studio, ...)."""
 
     pid: int
-    name: str
+    name: str  # what it is: "ollama serve", "ollama runner", "llama-server", "vllm", ...
     cpu_pct: float | None = None  # of one core (may exceed 100 on several cores)
     rss: int | None = None
     vram: int | None = None  # bytes on all GPUs, from NVML's per-process figures
+    kind: str = ""  # the server family, a HostKind value ("ollama", "llama.cpp", "vllm", ...)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class HostSample:
         cpu_per_core: per core (0-100 each).
         ram_used, ram_total, swap_used, swap_total: bytes.
         gpus: one entry per GPU.
-        gpu_state, gpu_reason: whether GPUs could be read, and why not.
+        gpu_state, gpu_reason: whether GPUs could be read, and why not. With ``OK`` the
+            reason may still name a GPU that was lost (its GpuSample has ``error`` set).
         model_processes: model-server processes with their CPU, RSS and VRAM.
         cost_ms: what taking this sample cost the sampler (wall clock).
     """
