@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor
+    from app.core.telemetry.service import TelemetryService
     from app.ui.main_window import MainWindow
 
 log = logging.getLogger("corral")
@@ -73,6 +74,7 @@ async def run_window(
     *,
     health: HealthMonitor | None = None,
     discovery: DiscoveryService | None = None,
+    telemetry: TelemetryService | None = None,
     mdns: bool = True,
 ) -> None:
     """Show the window and start the services; run until ``closing`` is set; then stop
@@ -87,6 +89,10 @@ async def run_window(
     window.show()
     if health is not None:
         health.start()
+    if telemetry is not None:
+        telemetry.start()
+        if discovery is not None:  # agents announced over mDNS feed their hosts' graphs
+            discovery.agents_changed.connect(telemetry.set_found_agents)
     window.start()
     listening: asyncio.Task[None] | None = None
     if discovery is not None and mdns:
@@ -95,6 +101,10 @@ async def run_window(
         await closing.wait()
     finally:
         await window.shutdown()
+        if telemetry is not None:
+            if discovery is not None:
+                discovery.agents_changed.disconnect(telemetry.set_found_agents)
+            await telemetry.aclose()
         if listening is not None:
             listening.cancel()
             await asyncio.gather(listening, return_exceptions=True)
@@ -137,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor, HealthPolicy
     from app.core.hosts.registry import HostRegistry
+    from app.core.metrics.latency import LatencyBook
     from app.core.secrets import SecretStore
     from app.core.settings import SettingsStore
+    from app.core.telemetry.service import TelemetryService
     from app.ui.event_loop import CorralEventLoop
     from app.ui.icons import app_icon
     from app.ui.main_window import MainWindow
@@ -171,14 +183,23 @@ def main(argv: list[str] | None = None) -> int:
         max_prefix=settings.scan_max_prefix,
         probe_timeout=settings.probe_timeout_s,
     )
-    window = MainWindow(registry, health, discovery)
+    telemetry = TelemetryService(registry, health)  # 1 s samples, 15 min window
+    latency = LatencyBook()
+    latency.attach(health)
+    window = MainWindow(registry, health, discovery, telemetry=telemetry, latency=latency)
 
     closing = asyncio.Event()
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         loop = runner.get_loop()
         task = loop.create_task(
             run_window(
-                app, window, closing, health=health, discovery=discovery, mdns=not args.no_mdns
+                app,
+                window,
+                closing,
+                health=health,
+                discovery=discovery,
+                telemetry=telemetry,
+                mdns=not args.no_mdns,
             ),
             name="corral window",
         )

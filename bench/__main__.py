@@ -13,6 +13,9 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "list + ps + show through Corral's Ollama host vs the raw ollama.AsyncClient",
     ),
     "scan": ("bench.scan", "scan of a /24 x 4 ports for 8 fake hosts vs a plain TCP connect sweep"),
+    "idle": ("bench.idle", "the app's CPU while idle, hardware panel open, 4 hosts polled"),
+    "redraw": ("bench.redraw", "hardware panel tick, 6 plots x 900 points vs plain pyqtgraph"),
+    "sample": ("bench.sample", "one LocalSampler sample of this machine vs the same psutil calls"),
 }
 
 

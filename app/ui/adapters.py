@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QObject, Signal
 
 from app.core.discovery.scanner import ScanProgress, ScanResult
@@ -9,6 +11,10 @@ from app.core.discovery.service import DiscoveryService, Suggestion
 from app.core.hosts.base import HostConfig
 from app.core.hosts.health import HealthMonitor, HostStatus
 from app.core.hosts.registry import HostRegistry
+from app.core.metrics.latency import LatencyBook
+
+if TYPE_CHECKING:
+    from app.core.telemetry.service import TelemetryService
 
 
 class RegistrySignals(QObject):
@@ -96,3 +102,50 @@ class DiscoverySignals(QObject):
         self._discovery.suggestions_changed.disconnect(self._relay_suggestions)
         self._discovery.scan_progress.disconnect(self._relay_progress)
         self._discovery.scan_finished.disconnect(self._relay_finished)
+
+
+class TelemetrySignals(QObject):
+    """Re-emits the telemetry service's marker changes as a Qt signal.
+
+    Samples are not relayed: the hardware panel reads the store at its own rate, so that
+    many hosts sampled at once cost one redraw per tick, not one per sample.
+
+    Signals:
+        markersChanged(str): the markers of the host with this id changed.
+    """
+
+    markersChanged = Signal(str)
+
+    def __init__(self, service: TelemetryService, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._service = service
+        service.markers_changed.connect(self._relay)
+
+    def _relay(self, host_id: str) -> None:
+        self.markersChanged.emit(host_id)
+
+    def detach(self) -> None:
+        """Stop listening to the service (before the window goes away)."""
+        self._service.markers_changed.disconnect(self._relay)
+
+
+class LatencySignals(QObject):
+    """Re-emits :attr:`LatencyBook.changed` as a Qt signal.
+
+    Signals:
+        changed(str): figures of the host with this id changed.
+    """
+
+    changed = Signal(str)
+
+    def __init__(self, book: LatencyBook, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._book = book
+        book.changed.connect(self._relay)
+
+    def _relay(self, host_id: str) -> None:
+        self.changed.emit(host_id)
+
+    def detach(self) -> None:
+        """Stop listening to the book (before the window goes away)."""
+        self._book.changed.disconnect(self._relay)

@@ -87,3 +87,21 @@ def rtt_text(rtt_ms: float | None) -> str:
 def short_digest(digest: str) -> str:
     """``sha256:4e7ab1c2…`` -> ``4e7ab1c2d3e4`` (12 hex digits, as Ollama shows them)."""
     return digest.split(":", 1)[-1][:12]
+
+
+def ms_text(ms: float | None) -> str:
+    """A duration in milliseconds, to a sensible precision: ``4.2 ms``, ``180 ms``, ``2.4 s``."""
+    if ms is None or math.isnan(ms):
+        return DASH
+    if ms >= 10_000:
+        return f"{ms / 1000:.0f} s"
+    if ms >= 1000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+
+
+def rate_text(per_s: float | None) -> str:
+    """A rate in tokens per second: ``52.3``, ``310``."""
+    if per_s is None or math.isnan(per_s):
+        return DASH
+    return f"{per_s:.0f}" if per_s >= 100 else f"{per_s:.1f}"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDockWidget,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -31,11 +33,13 @@ from app.core.errors import CorralError
 from app.core.hosts.base import Host, HostCapabilities, HostConfig, ModelInfo, RunningModel
 from app.core.hosts.health import HealthMonitor, HostState, HostStatus
 from app.core.hosts.registry import HostRegistry
+from app.core.metrics.latency import LatencyBook
 from app.ui.adapters import DiscoverySignals, HealthSignals, RegistrySignals
 from app.ui.all_models import AllModelsPanel
 from app.ui.banner import Banner
 from app.ui.delegates import BadgeDelegate
 from app.ui.details_dialog import ModelDetailsDialog
+from app.ui.hardware_panel import HardwarePanel
 from app.ui.host_chooser import HostChooserDialog
 from app.ui.host_dialog import HostDialog
 from app.ui.icons import app_icon
@@ -46,10 +50,14 @@ from app.ui.item_models import (
     ModelRow,
     ModelTableModel,
 )
+from app.ui.latency_panel import LatencyPanel
 from app.ui.pull_dialog import PullDialog
 from app.ui.scan_dialog import ScanDialog
 from app.ui.suggestions import SuggestionsStrip
 from app.ui.tasks import TaskRunner
+
+if TYPE_CHECKING:
+    from app.core.telemetry.service import TelemetryService
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +89,11 @@ class MainWindow(QMainWindow):
     Pull…, Load, Unload, Unload all…, Delete… and Details…; and all models merged across
     the reachable hosts with Load, Unload, Pull to… and Delete… for a model on one host.
     Hosts that announce themselves on the network show in a suggestions strip with Keep.
-    A banner at the top carries problems and errors.
+    A banner at the top carries problems and errors. Below, two docks (movable,
+    floatable, shown and hidden from the View menu) follow the selected host: Hardware
+    (live GPU / CPU / memory plots from the injected telemetry service, with markers
+    where models were loaded or unloaded) and Latency (round trips of every host; time
+    to first token, tokens/s and load time per model from the injected latency book).
 
     Health comes from the injected :class:`HealthMonitor`: the window never probes on its
     own; it shows each state change at once. Models are read on a timer and after
@@ -97,6 +109,10 @@ class MainWindow(QMainWindow):
             why it is degraded or offline, counts or "Loading…").
         model_model, model_view: the models of the selected host.
         all_models: the :class:`AllModelsPanel` (its model, view and buttons).
+        telemetry, latency: the injected telemetry service and latency book (None: the
+            docks say that telemetry is off, and start hidden).
+        hardware_panel, hardware_dock: the :class:`HardwarePanel` and its dock.
+        latency_panel, latency_dock: the :class:`LatencyPanel` and its dock.
         add_host_button, scan_button, edit_host_button, remove_host_button: host buttons.
         pull_button, load_button, unload_button, unload_all_button, delete_button,
         details_button, refresh_button: the model buttons.
@@ -109,8 +125,9 @@ class MainWindow(QMainWindow):
     hostTitle, hostReason, modelsStatus, modelsView, addHostButton, scanButton,
     editHostButton, removeHostButton, pullModelButton, loadButton, unloadButton,
     unloadAllButton, deleteButton, detailsButton, refreshButton, allLoadButton,
-    allUnloadButton, allPullButton, allDeleteButton; actions addHostAction, scanAction,
-    refreshAction, unloadAllAction, quitAction; the confirmations confirmRemoveHost,
+    allUnloadButton, allPullButton, allDeleteButton, hardwareDock, latencyDock; actions
+    addHostAction, scanAction, refreshAction, unloadAllAction, quitAction,
+    hardwareDockAction, latencyDockAction; the confirmations confirmRemoveHost,
     confirmDelete and confirmUnloadAll (accept buttons with the suffix Accept).
 
     Signals:
@@ -133,6 +150,8 @@ class MainWindow(QMainWindow):
         health: HealthMonitor,
         discovery: DiscoveryService | None = None,
         *,
+        telemetry: TelemetryService | None = None,
+        latency: LatencyBook | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -142,6 +161,8 @@ class MainWindow(QMainWindow):
         self.registry = registry
         self.health = health
         self.discovery = discovery
+        self.telemetry = telemetry
+        self.latency = latency
         self._tasks = TaskRunner(self.show_error)
         self._registry_signals = RegistrySignals(registry, self)
         self._health_signals = HealthSignals(health, self)
@@ -165,12 +186,14 @@ class MainWindow(QMainWindow):
         self._problems_shown = 0  # how many of registry.problems the banner has shown
 
         self._build()
+        self._build_docks()
         self.timer = QTimer(self)
         self.timer.setObjectName("refreshTimer")
         self.timer.setInterval(max(250, int(registry.settings.refresh_interval_s * 1000)))
         self._wire()
 
         self._set_fleet(registry.hosts())
+        self.latency_panel.set_hosts(registry.hosts())
         rows = self.fleet_model.rows()
         if rows:
             self.select_host(rows[0].config.id, by_user=False)
@@ -325,6 +348,42 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(820, 440)
         self.resize(1180, 660)
 
+    def _build_docks(self) -> None:
+        """The Hardware and Latency docks, tabbed together under the models, and the
+        View menu that shows or hides them."""
+        self.hardware_panel = HardwarePanel(self.telemetry, parent=self)
+        self.latency_panel = LatencyPanel(self.health, self.latency, parent=self)
+        self.hardware_dock = self._dock("Hardware", "hardwareDock", self.hardware_panel)
+        self.latency_dock = self._dock("Latency", "latencyDock", self.latency_panel)
+        self.tabifyDockWidget(self.hardware_dock, self.latency_dock)
+        self.hardware_dock.setVisible(self.telemetry is not None)
+        self.latency_dock.setVisible(self.latency is not None)
+        self.hardware_dock.raise_()
+        view_menu = self.menuBar().addMenu("&View")
+        for dock, name in (
+            (self.hardware_dock, "hardwareDockAction"),
+            (self.latency_dock, "latencyDockAction"),
+        ):
+            action = dock.toggleViewAction()
+            action.setObjectName(name)
+            view_menu.addAction(action)
+        if self.telemetry is not None or self.latency is not None:
+            screen = self.screen().availableGeometry().height()
+            self.resize(self.width(), max(self.minimumHeight(), min(900, screen - 40)))
+            self.resizeDocks([self.hardware_dock], [430], Qt.Orientation.Vertical)
+
+    def _dock(self, title: str, name: str, panel: QWidget) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(panel)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        return dock
+
     def _button(self, text: str, name: str) -> QPushButton:
         button = QPushButton(text, self)
         button.setObjectName(name)
@@ -396,6 +455,8 @@ class MainWindow(QMainWindow):
         self._started = True
         self.refresh_models(force=True)
         self.timer.start()
+        self.hardware_panel.start()
+        self.latency_panel.start()
         if self.discovery is not None:
             self._tasks.spawn(self._find_local_hosts(self.discovery), name="local hosts")
 
@@ -423,6 +484,8 @@ class MainWindow(QMainWindow):
     async def shutdown(self) -> None:
         """Stop the timer and every task of the window and its dialogs, and wait for them."""
         self.timer.stop()
+        self.hardware_panel.detach()
+        self.latency_panel.detach()
         self._registry_signals.detach()
         self._health_signals.detach()
         if self._discovery_signals is not None:
@@ -435,6 +498,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
+        self.hardware_panel.stop()
+        self.latency_panel.stop()
         for dialog in list(self._pull_dialogs):
             dialog.cancel_pull()
         if self.scan_dialog is not None:
@@ -514,6 +579,7 @@ class MainWindow(QMainWindow):
         self._show_new_problems()
         selected = self.current_host_id()
         self._set_fleet(hosts)
+        self.latency_panel.set_hosts(hosts)
         gone = [h for h in self._offline_errors if self.fleet_model.get(h) is None]
         for host_id in gone:
             self._clear_offline_error(host_id)
@@ -539,6 +605,8 @@ class MainWindow(QMainWindow):
                 self._models_task.cancel()
             self.model_model.clear()
             self._shown_host = row.config if row else None
+        self.hardware_panel.set_host(row.config.id if row else None, row.config.name if row else "")
+        self.latency_panel.set_host(row.config.id if row else None)
         self._show_host_state()
         self._update_actions()
         if self._started and not same:
@@ -1206,7 +1274,11 @@ class MainWindow(QMainWindow):
     ) -> None:
         what = "" if model == "*" else f" {model}"
         try:
+            started = time.perf_counter()
             await call(self.registry.host(config.id))
+            if verb == "load" and self.latency is not None:
+                elapsed_ms = (time.perf_counter() - started) * 1000.0
+                self.latency.record_load(config.id, model, elapsed_ms)
             self._status(f"{done}{what} on {config.name}.")
         finally:
             self._busy.discard((config.id, model))

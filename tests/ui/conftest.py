@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 from app.core.discovery.service import DiscoveryService
 from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.registry import HostRegistry
+from app.core.metrics.latency import LatencyBook
 from app.core.secrets import SecretStore
 from app.core.settings import SettingsStore
 from app.ui.event_loop import CorralEventLoop
@@ -175,6 +176,9 @@ class WindowOpener(Protocol):
         *,
         policy: HealthPolicy | None = ...,
         discovery: DiscoveryService | None = ...,
+        telemetry: Any = ...,
+        latency: LatencyBook | None = ...,
+        make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = ...,
     ) -> AbstractAsyncContextManager[MainWindow]: ...
 
 
@@ -186,6 +190,9 @@ def open_window(qtbot: Any) -> WindowOpener:
     :data:`TEST_POLICY`) and a discovery service (``discovery``, by default one that
     looks at no port of this machine, so that what runs on the developer's machine does
     not show up), starts them with the window and closes them after it.
+    ``telemetry`` (a telemetry service, or ``make_telemetry(registry, monitor)`` to build
+    one on the monitor) and ``latency`` (a :class:`LatencyBook`, attached to the monitor)
+    are handed to the window, started with it and closed after it.
 
     The window lives inside the test coroutine: pytest-qt processes Qt events between
     setup, call and teardown while no asyncio loop runs, so a window whose timer and
@@ -200,19 +207,32 @@ def open_window(qtbot: Any) -> WindowOpener:
         *,
         policy: HealthPolicy | None = None,
         discovery: DiscoveryService | None = None,
+        telemetry: Any = None,
+        latency: LatencyBook | None = None,
+        make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = None,
     ) -> AsyncIterator[MainWindow]:
         health = HealthMonitor(reg, policy or TEST_POLICY)
         if discovery is None:
             discovery = DiscoveryService(reg, ports=reg.settings.scan_ports, local_ports=())
-        window = MainWindow(reg, health, discovery)
+        if latency is not None:
+            latency.attach(health)
+        if make_telemetry is not None:
+            telemetry = make_telemetry(reg, health)
+        window = MainWindow(reg, health, discovery, telemetry=telemetry, latency=latency)
         qtbot.addWidget(window)
         window.show()
         health.start()
+        if telemetry is not None:
+            telemetry.start()
         window.start()
         try:
             yield window
         finally:
             await window.shutdown()
+            if telemetry is not None:
+                await telemetry.aclose()
+            if latency is not None:
+                latency.detach(health)
             await discovery.aclose()
             await health.aclose()
             await reg.aclose()

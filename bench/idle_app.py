@@ -1,0 +1,95 @@
+"""Corral's window for the idle benchmark: built as ``app.main`` builds it, plus the
+telemetry service and the latency book, with the hardware dock open (as it is whenever
+the window has a telemetry service).
+
+    python -m bench.idle_app --settings PATH [--report-at SECONDS ...]
+
+At each ``--report-at`` time (seconds after start) it prints one line,
+``report t=<s> redraws=<n> host=<id> status=<text>``, so that the benchmark can check
+that the panel was drawing while it was measured. It runs until it is terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.idle_app")
+    parser.add_argument("--settings", type=Path, required=True)
+    parser.add_argument("--report-at", type=float, nargs="*", default=[])
+    args = parser.parse_args(argv)
+
+    os.environ["QT_API"] = "pyside6"
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    # isort: split
+    from app.core.discovery.service import DiscoveryService
+    from app.core.hosts.health import HealthMonitor, HealthPolicy
+    from app.core.hosts.registry import HostRegistry
+    from app.core.metrics.latency import LatencyBook
+    from app.core.secrets import SecretStore
+    from app.core.settings import SettingsStore
+    from app.core.telemetry.service import TelemetryService
+    from app.main import _setup_logging, run_window
+    from app.ui.event_loop import CorralEventLoop
+    from app.ui.main_window import MainWindow
+
+    _setup_logging()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    registry = HostRegistry(SettingsStore(args.settings), SecretStore())
+    settings = registry.settings
+    health = HealthMonitor(
+        registry,
+        HealthPolicy(
+            interval_s=settings.refresh_interval_s,
+            backoff_max_s=settings.backoff_max_s,
+            slow_ms=settings.slow_rtt_ms,
+        ),
+    )
+    discovery = DiscoveryService(
+        registry,
+        ports=settings.scan_ports,
+        max_prefix=settings.scan_max_prefix,
+        probe_timeout=settings.probe_timeout_s,
+    )
+    telemetry = TelemetryService(registry, health)
+    latency = LatencyBook()
+    latency.attach(health)
+    window = MainWindow(registry, health, discovery, telemetry=telemetry, latency=latency)
+
+    def report(at: float) -> None:
+        panel = window.hardware_panel
+        print(
+            f"report t={at:g} redraws={panel.redraws} host={panel.host_id} "
+            f"status={panel.status.text()!r}",
+            flush=True,
+        )
+
+    for at in args.report_at:
+        QTimer.singleShot(int(at * 1000), lambda at=at: report(at))
+
+    async def run() -> None:
+        telemetry.start()
+        try:
+            await run_window(
+                app, window, asyncio.Event(), health=health, discovery=discovery, mdns=False
+            )
+        finally:
+            await telemetry.aclose()
+
+    with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
+        runner.run(run())
+        runner.run(registry.aclose())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
