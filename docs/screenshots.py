@@ -31,6 +31,8 @@ from app.core.hosts.base import Host, HostConfig, HostKind
 from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.identify import Identity, identify_url
 from app.core.hosts.registry import HostRegistry, default_host_factory
+from app.core.metrics.latency import LatencyBook
+from app.core.telemetry.service import TelemetryService
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
 from app.ui.event_loop import CorralEventLoop
@@ -182,6 +184,42 @@ async def shoot(app: QApplication) -> None:
         await registry.aclose()
     for fake in fakes:
         fake.stop()
+    await shoot_hardware()
+
+
+async def shoot_hardware() -> None:
+    """The Hardware dock on this computer: real CPU / RAM samples, a model load marker."""
+    local = FakeOllama(host="127.0.0.1", port=0).start()  # telemetry: this machine's sampler
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = HostRegistry(
+            SettingsStore(Path(tmp) / "settings.json"), SecretStore(MemoryKeyring()), env={}
+        )
+        registry.remove("local")
+        host = registry.add(local.url, "This computer (Ollama)")
+        health = HealthMonitor(registry, HealthPolicy(interval_s=0.5, jitter=0.0))
+        telemetry = TelemetryService(registry, health, interval_s=0.1, window_s=60.0)
+        latency = LatencyBook()
+        latency.attach(health)
+        window = MainWindow(registry, health, None, telemetry=telemetry, latency=latency)
+        window.resize(1240, 820)
+        window.show()
+        health.start()
+        telemetry.start()
+        window.start()
+        window.select_host(host.id)
+        await wait_for(lambda: len(telemetry.store.series(host.id, "cpu_pct")) >= 250, timeout=60)
+        local.load("llama3.2")  # seen at the next probe: a "loaded" marker on every plot
+        await wait_for(lambda: telemetry.store.markers(host.id), timeout=10)
+        await wait_for(lambda: len(telemetry.store.series(host.id, "cpu_pct")) >= 580, timeout=60)
+        window.hardware_panel.set_window(60)  # the minute the samples above cover
+        await asyncio.sleep(0.5)
+        window.grab().save(str(OUT / "hardware.png"))
+        await window.shutdown()
+        window.close()
+        await telemetry.aclose()
+        await health.aclose()
+        await registry.aclose()
+    local.stop()
 
 
 def main() -> int:
@@ -189,7 +227,8 @@ def main() -> int:
     app.setQuitOnLastWindowClosed(False)
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         runner.run(shoot(app))
-    names = ", ".join(f"docs/{n}.png" for n in ("main-window", "all-models", "scan", "pull"))
+    shots = ("main-window", "all-models", "scan", "pull", "hardware")
+    names = ", ".join(f"docs/{n}.png" for n in shots)
     print(f"wrote {names}")
     return 0
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -24,9 +26,23 @@ from app.core.hosts.address import normalize_host_url
 from app.core.hosts.base import HostConfig
 from app.core.secrets import is_sensitive_header
 
-#: Called with (url, name, headers) when the user presses OK; returns the saved host or
-#: raises a CorralError (InvalidInput for a duplicate address, a bad header, ...).
-SubmitHost = Callable[[str, str, list[tuple[str, str]]], HostConfig]
+
+@dataclass(frozen=True)
+class TelemetryFields:
+    """Where a host's hardware figures come from (all optional).
+
+    ``agent_token`` None means "leave the stored token as it is" (editing a host whose
+    token is kept in the keyring); "" means no token.
+    """
+
+    agent_url: str = ""
+    agent_token: str | None = ""
+    exporter_url: str = ""
+
+
+#: Called with (url, name, headers, telemetry) when the user presses OK; returns the saved
+#: host or raises a CorralError (InvalidInput for a duplicate address, a bad header, ...).
+SubmitHost = Callable[[str, str, list[tuple[str, str]], TelemetryFields], HostConfig]
 
 
 class HostDialog(QDialog):
@@ -39,6 +55,8 @@ class HostDialog(QDialog):
     Attributes:
         url_edit, name_edit: the address and display name fields.
         headers_table: one row per header, name and value (sensitive values masked).
+        agent_url_edit, agent_token_edit, exporter_url_edit: where the host's hardware
+            figures come from: a Corral agent (with its token) or a Prometheus exporter.
         message: the label that shows why the input cannot be used.
         saved: the host returned by ``submit`` once the dialog was accepted.
 
@@ -56,6 +74,7 @@ class HostDialog(QDialog):
         *,
         config: HostConfig | None = None,
         missing_secrets: list[str] | None = None,
+        has_agent_token: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -82,6 +101,30 @@ class HostDialog(QDialog):
         self.add_header_button.setObjectName("hostAddHeader")
         self.remove_header_button = QPushButton("Remove header", self)
         self.remove_header_button.setObjectName("hostRemoveHeader")
+
+        self._has_agent_token = has_agent_token
+        self.agent_url_edit = QLineEdit(self)
+        self.agent_url_edit.setObjectName("hostAgentUrlEdit")
+        self.agent_url_edit.setPlaceholderText("http://192.168.1.20:9101 (corral-agent)")
+        self.agent_token_edit = QLineEdit(self)
+        self.agent_token_edit.setObjectName("hostAgentTokenEdit")
+        self.agent_token_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.agent_token_edit.setPlaceholderText(
+            "kept in the OS keyring (leave empty to keep it)"
+            if has_agent_token
+            else "the token the agent printed"
+        )
+        self.agent_token_edit.setToolTip("Kept in the OS keyring, not in the settings file")
+        self.exporter_url_edit = QLineEdit(self)
+        self.exporter_url_edit.setObjectName("hostExporterUrlEdit")
+        self.exporter_url_edit.setPlaceholderText(
+            "or exporters: http://gpu-box:9100, http://gpu-box:9400 (node, dcgm, nvitop)"
+        )
+        telemetry_box = QGroupBox("Hardware figures (optional)", self)
+        telemetry_form = QFormLayout(telemetry_box)
+        telemetry_form.addRow("A&gent:", self.agent_url_edit)
+        telemetry_form.addRow("Agent &token:", self.agent_token_edit)
+        telemetry_form.addRow("E&xporters:", self.exporter_url_edit)
 
         self.message = QLabel(self)
         self.message.setObjectName("hostDialogMessage")
@@ -119,14 +162,17 @@ class HostDialog(QDialog):
         layout.addWidget(QLabel("Extra HTTP headers (for a reverse proxy or a token):", self))
         layout.addWidget(self.headers_table)
         layout.addLayout(header_buttons)
+        layout.addWidget(telemetry_box)
         layout.addWidget(self.note)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
-        self.resize(480, 360)
+        self.resize(520, 470)
 
         if config is not None:
             self.url_edit.setText(config.url)
             self.name_edit.setText(config.name)
+            self.agent_url_edit.setText(config.agent_url)
+            self.exporter_url_edit.setText(config.exporter_url)
             for name, value in config.headers:
                 self.add_header(name, value)
             for name in missing_secrets or []:
@@ -191,6 +237,13 @@ class HostDialog(QDialog):
                 out.append((name.text(), value.text()))
         return out
 
+    def telemetry(self) -> TelemetryFields:
+        agent_url = self.agent_url_edit.text().strip()
+        token: str | None = self.agent_token_edit.text().strip()
+        if not token and self._has_agent_token and (agent_url or self.exporter_url_edit.text()):
+            token = None  # empty field: keep the stored token
+        return TelemetryFields(agent_url, token, self.exporter_url_edit.text().strip())
+
     # -- validation and saving --------------------------------------------------------
     def validate(self) -> bool:
         """Check the address; enable OK only when it is usable, else say why."""
@@ -208,7 +261,9 @@ class HostDialog(QDialog):
         if not self.validate():
             return
         try:
-            saved = self._submit(self.url_edit.text(), self.name_edit.text(), self.headers())
+            saved = self._submit(
+                self.url_edit.text(), self.name_edit.text(), self.headers(), self.telemetry()
+            )
         except CorralError as exc:
             self.message.setText(exc.message)
             return
@@ -217,4 +272,4 @@ class HostDialog(QDialog):
         self.hostSaved.emit(saved.id)
 
 
-__all__ = ["HostDialog", "SubmitHost"]
+__all__ = ["HostDialog", "SubmitHost", "TelemetryFields"]

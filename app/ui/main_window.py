@@ -41,7 +41,7 @@ from app.ui.delegates import BadgeDelegate
 from app.ui.details_dialog import ModelDetailsDialog
 from app.ui.hardware_panel import HardwarePanel
 from app.ui.host_chooser import HostChooserDialog
-from app.ui.host_dialog import HostDialog
+from app.ui.host_dialog import HostDialog, TelemetryFields
 from app.ui.icons import app_icon
 from app.ui.item_models import (
     FleetModel,
@@ -705,8 +705,17 @@ class MainWindow(QMainWindow):
             self.banner.remove_message("no-host")
 
     # -- adding, editing, removing hosts ----------------------------------------------
-    def _submit_new_host(self, url: str, name: str, headers: list[tuple[str, str]]) -> HostConfig:
-        return self.registry.add(url, name, headers)
+    def _submit_new_host(
+        self, url: str, name: str, headers: list[tuple[str, str]], telemetry: TelemetryFields
+    ) -> HostConfig:
+        return self.registry.add(
+            url,
+            name,
+            headers,
+            agent_url=telemetry.agent_url,
+            agent_token=telemetry.agent_token or "",
+            exporter_url=telemetry.exporter_url,
+        )
 
     def open_add_host_dialog(self) -> HostDialog:
         """Open the dialog that adds a host (window-modal, non-blocking)."""
@@ -719,15 +728,31 @@ class MainWindow(QMainWindow):
             return None
         host_id = row.config.id
 
-        def submit(url: str, name: str, headers: list[tuple[str, str]]) -> HostConfig:
-            return self.registry.update(host_id, url=url, name=name, headers=headers)
+        def submit(
+            url: str, name: str, headers: list[tuple[str, str]], telemetry: TelemetryFields
+        ) -> HostConfig:
+            return self.registry.update(
+                host_id,
+                url=url,
+                name=name,
+                headers=headers,
+                agent_url=telemetry.agent_url,
+                agent_token=telemetry.agent_token,
+                exporter_url=telemetry.exporter_url,
+            )
 
         try:
             missing = self.registry.missing_secrets(host_id)
         except CorralError as exc:
             self.show_error(exc.message)
             return None
-        dialog = HostDialog(submit, config=row.config, missing_secrets=missing, parent=self)
+        dialog = HostDialog(
+            submit,
+            config=row.config,
+            missing_secrets=missing,
+            has_agent_token=self.registry.agent_token(host_id) is not None,
+            parent=self,
+        )
         return self._open_host_dialog(dialog)
 
     def _open_host_dialog(self, dialog: HostDialog) -> HostDialog:

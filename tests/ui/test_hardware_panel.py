@@ -308,3 +308,41 @@ async def test_the_docks_can_float_and_move(
         window.hardware_dock.setFloating(False)
         assert window.findChild(QDockWidget, "hardwareDock") is window.hardware_dock
         assert window.findChild(QDockWidget, "latencyDock") is window.latency_dock
+
+
+async def test_a_remote_host_with_an_agent_shows_the_agents_hardware(
+    open_window: WindowOpener,
+    registry: HostRegistry,
+    fakes: Callable[..., FakeOllama],
+    qtbot: Any,
+) -> None:
+    """A host added through the dialog with its agent's address and token: the hardware
+    panel draws what that agent samples (here a real agent on 127.0.0.4, which needs its
+    token: only 127.0.0.1 and ::1 go without)."""
+    from app.agent.server import AgentServer
+    from app.core.telemetry.service import SourceKind
+
+    remote = fakes("127.0.0.3")
+    registry.remove("local")
+    with AgentServer(host="127.0.0.4", port=0, token="s3cret-agent-token", interval_s=0.2) as agent:
+        async with open_window(registry, make_telemetry=real_telemetry) as window:
+            dialog = window.open_add_host_dialog()
+            qtbot.keyClicks(dialog.url_edit, remote.url)
+            qtbot.keyClicks(dialog.name_edit, "GPU box")
+            qtbot.keyClicks(dialog.agent_url_edit, agent.url)
+            qtbot.keyClicks(dialog.agent_token_edit, "s3cret-agent-token")
+            dialog.ok_button.click()
+            (config,) = registry.hosts()
+            assert config.agent_url == agent.url
+            assert "s3cret-agent-token" not in registry_file_text(registry)
+            panel = fast(window)
+            window.select_host(config.id)
+            await wait_for(lambda: panel.host_id == config.id)
+            await wait_for(lambda: points(panel, "cpu") >= 2, timeout=10)
+            status = window.telemetry.source_state(config.id)
+            assert status.source is SourceKind.AGENT and status.ok
+
+
+def registry_file_text(registry: HostRegistry) -> str:
+    path = registry._store.path
+    return path.read_text(encoding="utf-8") if path.exists() else ""
