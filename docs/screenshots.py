@@ -32,9 +32,9 @@ from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.identify import Identity, identify_url
 from app.core.hosts.registry import HostRegistry, default_host_factory
 from app.core.metrics.latency import LatencyBook
-from app.core.telemetry.service import TelemetryService
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
+from app.core.telemetry.service import TelemetryService
 from app.ui.event_loop import CorralEventLoop
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
