@@ -39,6 +39,7 @@ from app.ui.all_models import AllModelsPanel
 from app.ui.banner import Banner
 from app.ui.delegates import BadgeDelegate
 from app.ui.details_dialog import ModelDetailsDialog
+from app.ui.formatting import human_size
 from app.ui.hardware_panel import HardwarePanel
 from app.ui.host_chooser import HostChooserDialog
 from app.ui.host_dialog import HostDialog, TelemetryFields
@@ -265,6 +266,12 @@ class MainWindow(QMainWindow):
         self.models_status = QLabel(host_tab)
         self.models_status.setObjectName("modelsStatus")
         self.models_status.setWordWrap(True)
+        # The host's own VRAM figure for its loaded models next to what its server
+        # processes use on the GPUs (NVML): shown when both are known.
+        self.vram_check = QLabel(host_tab)
+        self.vram_check.setObjectName("vramCheck")
+        self.vram_check.setWordWrap(True)
+        self.vram_check.hide()
         self.model_model = ModelTableModel(self)
         self.model_view = QTableView(host_tab)
         self.model_view.setObjectName("modelsView")
@@ -295,6 +302,7 @@ class MainWindow(QMainWindow):
         host_layout.addWidget(self.host_title)
         host_layout.addWidget(self.host_reason)
         host_layout.addWidget(self.models_status)
+        host_layout.addWidget(self.vram_check)
         host_layout.addWidget(self.model_view, 1)
         host_layout.addLayout(model_buttons)
 
@@ -954,8 +962,33 @@ class MainWindow(QMainWindow):
             self.models_status.setText(f"{len(models)} models installed, {loaded} loaded.")
         else:
             self.models_status.setText("No models installed. Use Pull… to download one.")
+        self._show_vram_check(config.id, running)
         self._update_actions()
         self.modelsRefreshed.emit(config.id)
+
+    def _show_vram_check(self, host_id: str, running: list[RunningModel]) -> None:
+        """The host's VRAM figure against its processes' (only where both are known)."""
+        checks = self.telemetry.vram_check(host_id, running) if self.telemetry else []
+        shown = [c for c in checks if c.process_vram is not None]
+        if not shown:
+            self.vram_check.hide()
+            return
+        lines = []
+        for check in shown:
+            if check.disagrees:
+                lines.append(f"⚠ {check.sentence}")
+            elif check.sentence:
+                lines.append(check.sentence)
+            else:
+                lines.append(
+                    f"VRAM: the host reports {human_size(check.reported_vram)} for "
+                    f"{', '.join(check.models)}; its processes use "
+                    f"{human_size(check.process_vram)} (they agree)."
+                )
+        self.vram_check.setText("\n".join(lines))
+        warn = any(c.disagrees for c in shown)
+        self.vram_check.setStyleSheet("color: #9a6700;" if warn else "color: palette(mid);")
+        self.vram_check.show()
 
     def _models_unavailable(self, config: HostConfig, message: str) -> None:
         self.model_model.clear()

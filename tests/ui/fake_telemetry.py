@@ -52,6 +52,9 @@ class FakeTelemetry:
         self.markers_changed.emit(host_id)
         return marker
 
+    def vram_check(self, host_id: str, running: object) -> list[object]:
+        return []  # no GPU readings in these tests: nothing to compare
+
     def sampler_cost(self, host_id: str) -> RingBuffer:
         return self.store.sampler_cost(host_id)
 

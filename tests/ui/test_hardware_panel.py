@@ -346,3 +346,32 @@ async def test_a_remote_host_with_an_agent_shows_the_agents_hardware(
 def registry_file_text(registry: HostRegistry) -> str:
     path = registry._store.path
     return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+async def test_the_hosts_vram_figure_is_set_against_its_processes(
+    open_window: WindowOpener, registry: HostRegistry, fakes: Callable[..., FakeOllama]
+) -> None:
+    """Ollama says the loaded model is all in VRAM; NVML says its runner uses 40 % more:
+    the models tab says so (and says nothing where there are no GPU readings)."""
+    from app.core.telemetry.types import GpuSample, HostSample, ProcessSample
+
+    fake = fakes("127.0.0.2")
+    registry.remove("local")
+    host_id = registry.add(fake.url, "GPU box").id
+    fake.load("llama3.2")
+    size = fake.installed["llama3.2:latest"].size
+    async with open_window(registry, make_telemetry=real_telemetry) as window:
+        await wait_for(lambda: window.model_model.loaded_names())
+        assert window.vram_check.isHidden()  # no GPU readings for this host yet
+        reading = HostSample(
+            t=time.time(),
+            gpus=(GpuSample(0, "Fake GPU", memory_used=size * 2, memory_total=size * 4),),
+            gpu_state=GpuState.OK,
+            model_processes=(ProcessSample(4242, "ollama", vram=int(size * 1.4), kind="ollama"),),
+        )
+        window.telemetry.store.record(host_id, reading)
+        window.refresh_now()
+        await wait_for(lambda: not window.vram_check.isHidden())
+        text = window.vram_check.text()
+        assert text.startswith("⚠ llama3.2:latest: the host reports")
+        assert "40 % more" in text
