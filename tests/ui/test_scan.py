@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from app.core.discovery.mdns import OLLAMA_SERVICE, MdnsService
@@ -143,7 +142,7 @@ async def test_closing_the_dialog_cancels_the_scan(
         dialog.stateChanged.connect(states.append)
         dialog.start_button.click()
         await wait_for(lambda: discovery.scanning)
-        await asyncio.sleep(0.2)
+        await wait_for(lambda: hung.requests)  # identification has reached the hung host
         assert dialog.state == "scanning"
         dialog.close_button.click()
         await wait_for(lambda: "cancelled" in states)
