@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "idle": ("bench.idle", "the app's CPU while idle, hardware panel open, 4 hosts polled"),
     "redraw": ("bench.redraw", "hardware panel tick, 6 plots x 900 points vs plain pyqtgraph"),
     "sample": ("bench.sample", "one LocalSampler sample of this machine vs the same psutil calls"),
+    "chat-throughput": ("bench.chat_throughput", "tokens/s through ChatEngine + SQLite vs raw"),
 }
 
 

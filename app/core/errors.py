@@ -99,3 +99,7 @@ class ScanFailed(CorralError):
 
 class MdnsUnavailable(CorralError):
     """mDNS could not be started (no usable interface, the port could not be opened)."""
+
+
+class StoreError(CorralError):
+    """The chat history could not be read or written."""
