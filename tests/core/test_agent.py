@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import stat
@@ -35,6 +34,7 @@ from app.core.telemetry.local import LocalSampler
 from app.core.telemetry.sources import AgentSource, ExporterSource
 from app.core.telemetry.types import GpuState
 from tests.core.test_telemetry_nvml import GIB, FakeGpu, FakeNvml
+from tests.support.netns import loopback_namespace
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -706,29 +706,11 @@ BROWSE = textwrap.dedent(
 )
 
 
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=15, check=False)
-
-
 @pytest.fixture
 def netns() -> Iterator[str]:
     """A network namespace with nothing but loopback: mDNS packets stay inside it."""
-    if shutil.which("ip") is None:
-        pytest.skip("the ip command (iproute2) is not installed; it creates the namespace")
-    if os.geteuid() != 0:
-        pytest.skip("creating a network namespace (ip netns add) needs root; CI runs as root")
-    name = f"corral-agent-{os.getpid()}"
-    added = _ip("netns", "add", name)
-    if added.returncode != 0:
-        pytest.skip(f"ip netns add {name} failed: {added.stderr.strip() or added.returncode}")
-    try:
-        for args in (("link", "set", "lo", "up"), ("link", "set", "lo", "multicast", "on")):
-            done = _ip("netns", "exec", name, "ip", *args)
-            assert done.returncode == 0, f"ip {' '.join(args)} in {name}: {done.stderr}"
+    with loopback_namespace("corral-agent") as name:
         yield name
-    finally:
-        deleted = _ip("netns", "delete", name)
-        assert deleted.returncode == 0, f"ip netns delete {name}: {deleted.stderr}"
 
 
 @pytest.mark.timeout(90)

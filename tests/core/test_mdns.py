@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,31 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.netns import loopback_namespace
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _ip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=15, check=False)
 
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    if shutil.which("ip") is None:
-        pytest.skip("the ip command (iproute2) is not installed; it creates the namespace")
-    if os.geteuid() != 0:
-        pytest.skip("creating a network namespace (ip netns add) needs root; CI runs as root")
-    name = f"corral-mdns-{secrets.token_hex(4)}"
-    added = _ip("netns", "add", name)
-    if added.returncode != 0:
-        pytest.skip(f"ip netns add {name} failed: {added.stderr.strip() or added.returncode}")
-    try:
-        for args in (("link", "set", "lo", "up"), ("link", "set", "lo", "multicast", "on")):
-            done = _ip("netns", "exec", name, "ip", *args)
-            assert done.returncode == 0, f"ip {' '.join(args)} in {name}: {done.stderr}"
+    """A network namespace with nothing but loopback: mDNS packets stay inside it."""
+    with loopback_namespace("corral-mdns") as name:
         yield name
-    finally:
-        deleted = _ip("netns", "delete", name)
-        assert deleted.returncode == 0, f"ip netns delete {name}: {deleted.stderr}"
 
 
 @pytest.mark.timeout(90)
