@@ -234,6 +234,15 @@ class HardwarePanel(QWidget):
         if index >= 0 and index != self.window_combo.currentIndex():
             self.window_combo.setCurrentIndex(index)  # comes back through _on_window_chosen
             return
+        if index < 0:  # a span the selector does not list: show it rather than a stale one
+            self.window_combo.blockSignals(True)
+            custom = self.window_combo.findText("custom", Qt.MatchFlag.MatchStartsWith)
+            if custom < 0:
+                self.window_combo.addItem("", None)
+                custom = self.window_combo.count() - 1
+            self.window_combo.setItemText(custom, f"custom ({seconds:g} s)")
+            self.window_combo.setCurrentIndex(custom)
+            self.window_combo.blockSignals(False)
         self.window_s = float(seconds)
         self._invalidate()
         self.refresh()

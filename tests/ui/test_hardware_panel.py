@@ -183,6 +183,12 @@ async def test_the_window_selector_changes_the_visible_range(
         low, high = panel.x_range("ram")
         assert abs((high - low) - 900.0) < 1e-6
 
+        panel.set_window(120)  # a span the selector does not list: it says so
+        await wait_for(lambda: points(panel, "cpu") == 13)
+        assert combo.currentText() == "custom (120 s)"
+        combo.setCurrentIndex(combo.findText("1 min"))  # and back to a listed one
+        await wait_for(lambda: points(panel, "cpu") == 7)
+
 
 def real_telemetry(reg: HostRegistry, health: HealthMonitor) -> TelemetryService:
     return TelemetryService(reg, health, interval_s=0.2)
