@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor
+    from app.core.hosts.registry import HostRegistry
     from app.core.telemetry.service import TelemetryService
     from app.ui.main_window import MainWindow
 
@@ -121,6 +122,39 @@ async def _listen_mdns(discovery: DiscoveryService) -> None:
         log.warning("Hosts announced on the network are not shown: %s", exc.message)
 
 
+def compose(
+    registry: HostRegistry,
+) -> tuple[MainWindow, HealthMonitor, DiscoveryService, TelemetryService]:
+    """The services of the app, set up from the registry's settings, and the window on them
+    (call after the QApplication exists; nothing is started here)."""
+    from app.core.discovery.service import DiscoveryService
+    from app.core.hosts.health import HealthMonitor, HealthPolicy
+    from app.core.metrics.latency import LatencyBook
+    from app.core.telemetry.service import TelemetryService
+    from app.ui.main_window import MainWindow
+
+    settings = registry.settings
+    health = HealthMonitor(
+        registry,
+        HealthPolicy(
+            interval_s=settings.refresh_interval_s,
+            backoff_max_s=settings.backoff_max_s,
+            slow_ms=settings.slow_rtt_ms,
+        ),
+    )
+    discovery = DiscoveryService(
+        registry,
+        ports=settings.scan_ports,
+        max_prefix=settings.scan_max_prefix,
+        probe_timeout=settings.probe_timeout_s,
+    )
+    telemetry = TelemetryService(registry, health)  # 1 s samples, 15 min window
+    latency = LatencyBook()
+    latency.attach(health)
+    window = MainWindow(registry, health, discovery, telemetry=telemetry, latency=latency)
+    return window, health, discovery, telemetry
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``corral`` and ``python -m app``; returns the exit status.
 
@@ -144,16 +178,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # isort: split
     # qasync comes in here, after PySide6, so that it cannot pick another binding.
-    from app.core.discovery.service import DiscoveryService
-    from app.core.hosts.health import HealthMonitor, HealthPolicy
     from app.core.hosts.registry import HostRegistry
-    from app.core.metrics.latency import LatencyBook
     from app.core.secrets import SecretStore
     from app.core.settings import SettingsStore
-    from app.core.telemetry.service import TelemetryService
     from app.ui.event_loop import CorralEventLoop
     from app.ui.icons import app_icon
-    from app.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
@@ -168,25 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = HostRegistry(SettingsStore(args.settings), SecretStore())
     for problem in registry.problems:
         log.warning("%s", problem)
-    settings = registry.settings
-    health = HealthMonitor(
-        registry,
-        HealthPolicy(
-            interval_s=settings.refresh_interval_s,
-            backoff_max_s=settings.backoff_max_s,
-            slow_ms=settings.slow_rtt_ms,
-        ),
-    )
-    discovery = DiscoveryService(
-        registry,
-        ports=settings.scan_ports,
-        max_prefix=settings.scan_max_prefix,
-        probe_timeout=settings.probe_timeout_s,
-    )
-    telemetry = TelemetryService(registry, health)  # 1 s samples, 15 min window
-    latency = LatencyBook()
-    latency.attach(health)
-    window = MainWindow(registry, health, discovery, telemetry=telemetry, latency=latency)
+    window, health, discovery, telemetry = compose(registry)
 
     closing = asyncio.Event()
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:

@@ -29,41 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     # isort: split
-    from app.core.discovery.service import DiscoveryService
-    from app.core.hosts.health import HealthMonitor, HealthPolicy
     from app.core.hosts.registry import HostRegistry
-    from app.core.metrics.latency import LatencyBook
     from app.core.secrets import SecretStore
     from app.core.settings import SettingsStore
-    from app.core.telemetry.service import TelemetryService
-    from app.main import _setup_logging, run_window
+    from app.main import _setup_logging, compose, run_window
     from app.ui.event_loop import CorralEventLoop
-    from app.ui.main_window import MainWindow
 
     _setup_logging()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     registry = HostRegistry(SettingsStore(args.settings), SecretStore())
-    settings = registry.settings
-    health = HealthMonitor(
-        registry,
-        HealthPolicy(
-            interval_s=settings.refresh_interval_s,
-            backoff_max_s=settings.backoff_max_s,
-            slow_ms=settings.slow_rtt_ms,
-        ),
-    )
-    discovery = DiscoveryService(
-        registry,
-        ports=settings.scan_ports,
-        max_prefix=settings.scan_max_prefix,
-        probe_timeout=settings.probe_timeout_s,
-    )
-    telemetry = TelemetryService(registry, health)
-    latency = LatencyBook()
-    latency.attach(health)
-    window = MainWindow(registry, health, discovery, telemetry=telemetry, latency=latency)
+    window, health, discovery, telemetry = compose(registry)
 
     def report(at: float) -> None:
         panel = window.hardware_panel
@@ -77,13 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(int(at * 1000), lambda at=at: report(at))
 
     async def run() -> None:
-        telemetry.start()
-        try:
-            await run_window(
-                app, window, asyncio.Event(), health=health, discovery=discovery, mdns=False
-            )
-        finally:
-            await telemetry.aclose()
+        await run_window(
+            app,
+            window,
+            asyncio.Event(),
+            health=health,
+            discovery=discovery,
+            telemetry=telemetry,
+            mdns=False,
+        )
 
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         runner.run(run())
