@@ -19,22 +19,7 @@ from app.core.hosts.base import (
 )
 from app.core.hosts.ollama import OllamaHost
 from tests.fakes.ollama import FakeOllama
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "description": "City", "default": "Oslo"},
-                "units": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            },
-            "required": ["city"],
-        },
-    },
-}
+from tests.support.tools import WEATHER_TOOL
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from app.core.hosts.base import (
 )
 from app.core.hosts.openai import OpenAIHost, SseParser
 from tests.fakes.openai_server import FakeOpenAI, Flavor
+from tests.support.tools import WEATHER_TOOL
 from tests.support.waiting import wait_for
 
 KINDS: dict[Flavor, HostKind] = {
@@ -47,22 +48,6 @@ KINDS: dict[Flavor, HostKind] = {
     "generic": HostKind.OPENAI,
 }
 FLAVORS = list(KINDS)
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string", "description": "City", "default": "Oslo"},
-                "units": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-            },
-            "required": ["city"],
-        },
-    },
-}
 
 
 # -- fixtures and helpers -----------------------------------------------------------------
