@@ -1,0 +1,1 @@
+"""The chat panel's widgets."""
