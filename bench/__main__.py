@@ -17,6 +17,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "redraw": ("bench.redraw", "hardware panel tick, 6 plots x 900 points vs plain pyqtgraph"),
     "sample": ("bench.sample", "one LocalSampler sample of this machine vs the same psutil calls"),
     "chat-throughput": ("bench.chat_throughput", "tokens/s through ChatEngine + SQLite vs raw"),
+    "append-cost": (
+        "bench.append_cost",
+        "per-token append cost in the chat view at token 100 vs 10,000",
+    ),
 }
 
 
