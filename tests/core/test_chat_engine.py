@@ -23,7 +23,15 @@ from app.core.chat import (
     RetryKind,
 )
 from app.core.errors import HostRequestFailed, ModelNotFound, StreamInterrupted
-from app.core.hosts.base import ContentChunk, HostKind, ThinkingChunk
+from app.core.hosts.base import (
+    ChatRequest,
+    ChatStats,
+    ContentChunk,
+    FinalChunk,
+    HostConfig,
+    HostKind,
+    ThinkingChunk,
+)
 from app.core.hosts.registry import HostRegistry
 from app.core.metrics.latency import LatencyBook
 from app.core.secrets import SecretStore
@@ -333,3 +341,62 @@ async def test_stop_before_the_reply_begins(
     events = await collect(handle)
     assert len(events) == 1 and isinstance(events[0], ReplyStopped)
     assert events[0].message.content == ""
+
+
+class _BurstHost:
+    """A host whose whole reply is there at once, as when one network read brings many
+    lines; ``given`` counts the pieces handed out so far."""
+
+    def __init__(self, pieces: int) -> None:
+        self.pieces = pieces
+        self.given = 0
+        self.closed = False
+        self.config = HostConfig("burst", "Burst box", "http://127.0.0.1:9")
+
+    async def chat(self, request: ChatRequest) -> AsyncIterator[ContentChunk | FinalChunk]:
+        self.closed = False
+        try:
+            for i in range(self.pieces):
+                self.given += 1
+                yield ContentChunk(f"w{i} ")
+            yield FinalChunk(ChatStats(output_tokens=self.pieces))
+        finally:
+            self.closed = True  # where a host closes its connection
+
+    # what the engine needs of the registry
+    def hosts(self) -> list[HostConfig]:
+        return [self.config]
+
+    def get(self, host_id: str) -> HostConfig:
+        return self.config
+
+    def host(self, host_id: str) -> Any:
+        return self
+
+
+async def test_the_reader_gets_the_first_piece_before_the_rest_is_gone_through(
+    store: ChatStore,
+) -> None:
+    burst = _BurstHost(50)
+    engine = ChatEngine(burst, store)
+    conv = await store.create_conversation("llama3.2", host_id="burst")
+    given_at_first: int | None = None
+    async for event in await engine.send(conv.id, "Go"):
+        if isinstance(event, ContentChunk) and given_at_first is None:
+            given_at_first = burst.given
+    assert given_at_first == 1
+    saved = (await store.messages(conv.id))[-1]
+    assert saved.status is MessageStatus.COMPLETE and saved.content.count("w") == 50
+
+
+async def test_a_stop_at_the_first_piece_closes_the_stream_at_once(store: ChatStore) -> None:
+    burst = _BurstHost(50)
+    engine = ChatEngine(burst, store)
+    conv = await store.create_conversation("llama3.2", host_id="burst")
+    handle = await engine.send(conv.id, "Go")
+    async for event in handle:
+        if isinstance(event, ContentChunk):
+            handle.stop()
+    end = await handle.wait()
+    assert isinstance(end, ReplyStopped) and end.message.content == "w0 "
+    assert burst.closed and burst.given == 1

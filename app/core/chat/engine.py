@@ -12,7 +12,8 @@ after it arrived (by a timer when the host goes quiet), so a crash loses at most
 much. The writes are queued on the store's worker thread; the stream never waits for
 them except at its end. The first write (the user's message and the empty reply) is
 queued at the reply's first piece or 20 ms after the start, whichever comes first, so
-that it never delays the first token.
+that it never delays the first token. The first piece is handed to the reader before any
+other piece that arrived with it is looked at.
 """
 
 from __future__ import annotations
@@ -459,18 +460,30 @@ class ChatEngine:
             stats: ChatStats | None = None
             try:
                 host = self.registry.host(host_id)
-                async for chunk in host.chat(plan.request):
-                    if isinstance(chunk, FinalChunk):
-                        stats = chunk.stats
-                        continue
-                    handle._put(chunk)  # the reader first, then the bookkeeping
-                    started = True
-                    if isinstance(chunk, ContentChunk):
-                        writer.add(writer.content, chunk.text)
-                    elif isinstance(chunk, ThinkingChunk):
-                        writer.add(writer.thinking, chunk.text)
-                    elif writer.waiting:
-                        writer.open_soon()
+                stream = host.chat(plan.request)
+                try:
+                    async for chunk in stream:
+                        if isinstance(chunk, FinalChunk):
+                            stats = chunk.stats
+                            continue
+                        handle._put(chunk)  # the reader first, then the bookkeeping
+                        if isinstance(chunk, ContentChunk):
+                            writer.add(writer.content, chunk.text)
+                        elif isinstance(chunk, ThinkingChunk):
+                            writer.add(writer.thinking, chunk.text)
+                        elif writer.waiting:
+                            writer.open_soon()
+                        if not started:
+                            started = True
+                            # The reader takes the first piece now, not after the pieces
+                            # that came with it in the same read are gone through.
+                            await asyncio.sleep(0)
+                finally:
+                    # a stop may land in the loop's body: the stream (and its connection)
+                    # is closed here, not when it is collected
+                    close = getattr(stream, "aclose", None)
+                    if close is not None:
+                        await close()
             except CorralError as exc:
                 switch = (
                     auto
