@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -257,3 +258,292 @@ async def test_bad_values_are_refused_in_plain_words(store: ChatStore) -> None:
         ChatOptions(top_p=2)
     with pytest.raises(InvalidInput, match="not a thinking level"):
         ChatOptions(think="max")
+
+
+# -- truncation and edits ------------------------------------------------------------------
+
+
+async def snapshot(store: ChatStore) -> list[tuple[Any, ...]]:
+    """Every conversation with its messages, as read from the file."""
+    out: list[tuple[Any, ...]] = []
+    for conv in await store.list_conversations():
+        out.append((conv, await store.messages(conv.id)))
+    return out
+
+
+async def test_truncate_from_removes_the_message_and_what_follows(store: ChatStore) -> None:
+    conv = await store.create_conversation("llama3.2", title="Birds")
+    await reply(store, conv.id, "Which owls live here?", "Tawny owls.")
+    await reply(store, conv.id, "And herons?", "Grey herons by the river.")
+    q1, a1, q2, a2 = await store.messages(conv.id)
+
+    removed = await store.truncate_from(conv.id, q2.id)
+    assert [m.id for m in removed] == [q2.id, a2.id]
+    assert [m.id for m in await store.messages(conv.id)] == [q1.id, a1.id]
+    assert await store.search("herons") == []  # search forgets them
+    assert {h.message_id for h in await store.search("owls")} == {q1.id, a1.id}
+    # the next message takes the freed place
+    await store.add_message(conv.id, "user", "Storks?")
+    assert [m.seq for m in await store.messages(conv.id)] == [0, 1, 2]
+
+
+async def test_truncate_from_refuses_a_message_of_another_conversation(store: ChatStore) -> None:
+    one = await store.create_conversation("llama3.2", title="One")
+    two = await store.create_conversation("llama3.2", title="Two")
+    await reply(store, one.id, "q1", "a1")
+    await reply(store, two.id, "q2", "a2")
+    before = await snapshot(store)
+    other = (await store.messages(two.id))[0]
+    with pytest.raises(InvalidInput, match="not part of this conversation"):
+        await store.truncate_from(one.id, other.id)
+    with pytest.raises(InvalidInput, match="no longer exists"):
+        await store.truncate_from(one.id, "nope")
+    assert await snapshot(store) == before
+
+
+async def test_edit_keeps_the_conversation_as_it_was_as_a_copy(store: ChatStore) -> None:
+    conv = await store.create_conversation(
+        "llama3.2", host_id="h1", title="Trip", system_prompt="Be brief."
+    )
+    await reply(store, conv.id, "Where to in May?", "Lisbon.")
+    await reply(store, conv.id, "And in June?", "Bergen.")
+    q1, a1, q2, a2 = await store.messages(conv.id)
+
+    edited = await store.edit_message(conv.id, q2.id, "And in July?")
+    assert edited.kept_copy is not None
+    copy = edited.kept_copy
+    assert copy.title == "Trip (before edit)" and copy.id != conv.id
+    assert (copy.host_id, copy.model, copy.system_prompt) == ("h1", "llama3.2", "Be brief.")
+    kept = await store.messages(copy.id)
+    assert [(m.role, m.content) for m in kept] == [(m.role, m.content) for m in (q1, a1, q2, a2)]
+
+    now = await store.messages(conv.id)
+    assert [(m.role, m.content) for m in now] == [
+        ("user", "Where to in May?"),
+        ("assistant", "Lisbon."),
+        ("user", "And in July?"),
+    ]
+    assert [m.id for m in now[:2]] == [q1.id, a1.id]  # what came before is untouched
+    assert edited.message == now[-1] and edited.messages == tuple(now)
+    assert edited.conversation == await store.conversation(conv.id)
+    # search: the old question and answer live on in the copy only
+    assert {h.conversation_id for h in await store.search("june")} == {copy.id}
+    assert {h.conversation_id for h in await store.search("bergen")} == {copy.id}
+    assert {h.conversation_id for h in await store.search("july")} == {conv.id}
+
+
+async def test_an_edit_that_loses_nothing_keeps_no_copy(store: ChatStore) -> None:
+    conv = await store.create_conversation("llama3.2", title="Solo")
+    first = await store.add_message(conv.id, "user", "Hello?")
+    edited = await store.edit_message(conv.id, first.id, "Hello?")
+    assert edited.kept_copy is None
+    assert [c.id for c in await store.list_conversations()] == [conv.id]
+    assert [m.content for m in await store.messages(conv.id)] == ["Hello?"]
+    # the same text with a reply after it: the reply would be lost, so a copy is kept
+    await reply(store, conv.id, "Again?", "Yes.")
+    again = (await store.messages(conv.id))[1]
+    assert (await store.edit_message(conv.id, again.id, "Again?")).kept_copy is not None
+
+
+@pytest.mark.parametrize(
+    ("case", "complaint"),
+    [
+        ("unknown", "That message no longer exists"),
+        ("other", "not part of this conversation"),
+        ("assistant", "Only your own messages can be edited"),
+        ("empty", "Type a message first"),
+        ("gone", "That conversation no longer exists"),
+    ],
+)
+async def test_a_refused_edit_changes_nothing(store: ChatStore, case: str, complaint: str) -> None:
+    conv = await store.create_conversation("llama3.2", title="Main")
+    other = await store.create_conversation("llama3.2", title="Other")
+    await reply(store, conv.id, "q1", "a1")
+    await reply(store, other.id, "elsewhere", "there")
+    q1, a1 = await store.messages(conv.id)
+    target, message_id, text = {
+        "unknown": (conv.id, "nope", "new"),
+        "other": (conv.id, (await store.messages(other.id))[0].id, "new"),
+        "assistant": (conv.id, a1.id, "new"),
+        "empty": (conv.id, q1.id, "  \n"),
+        "gone": ("no-such-conversation", q1.id, "new"),
+    }[case]
+    before = await snapshot(store)
+    with pytest.raises(InvalidInput, match=complaint):
+        await store.edit_message(target, message_id, text)
+    assert await snapshot(store) == before
+    assert len(await store.search("new")) == 0
+
+
+async def test_an_edit_is_one_transaction(store: ChatStore, tmp_path: Path) -> None:
+    conv = await store.create_conversation("llama3.2", title="Atomic")
+    await reply(store, conv.id, "q1", "a1")
+    q1 = (await store.messages(conv.id))[0]
+    before = await snapshot(store)
+    # the removal fails after the copy was written: the copy must go with it
+    raw = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        raw.execute(
+            "CREATE TRIGGER no_delete BEFORE DELETE ON messages"
+            " BEGIN SELECT RAISE(ABORT, 'deleting is off'); END"
+        )
+    finally:
+        raw.close()
+    with pytest.raises(StoreError, match="deleting is off"):
+        await store.edit_message(conv.id, q1.id, "q1 again, better")
+    assert await snapshot(store) == before
+    assert await store.search("before edit") == []
+
+
+# -- the conversation cache ----------------------------------------------------------------
+
+
+def fresh_context(path: Path, conversation_id: str) -> Any:
+    """The conversation as another connection reads it from the file (changing nothing)."""
+    db = sqlite3.connect(path)
+    try:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        rows = db.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        )
+        return ChatStore._conversation(row.fetchone()), [ChatStore._message(r) for r in rows]
+    finally:
+        db.close()
+
+
+async def test_context_is_kept_in_memory_and_handed_out_as_a_copy(store: ChatStore) -> None:
+    conv = await store.create_conversation("llama3.2", title="Kept")
+    assert store.cached(conv.id)  # a new conversation is known at once
+    await reply(store, conv.id, "q", "a")
+    assert not store.cached(conv.id)  # written to: forgotten
+    read = await store.context(conv.id)  # read from the file, and kept
+    assert store.cached(conv.id) and read == fresh_context(store.path, conv.id)
+    kept = await store.context(conv.id)  # from memory
+    assert kept == read
+    kept[1].pop()  # the caller's list is its own
+    again = await store.context(conv.id)
+    assert [m.content for m in again[1]] == ["q", "a"]
+
+    blocked, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        blocked.set()
+        release.wait(10)
+
+    other = await store.create_conversation("llama3.2")
+    pending = store.submit_for(other.id, block)  # the worker is busy with another one
+    try:
+        assert await asyncio.to_thread(blocked.wait, 10)
+        async with asyncio.timeout(5):  # served from memory, not from the busy worker
+            assert await store.context(conv.id) == again
+    finally:
+        release.set()
+        await pending
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "rename",
+        "update",
+        "add_message",
+        "delete_message",
+        "truncate",
+        "edit",
+        "open_reply",
+        "submit",
+        "delete",
+    ],
+)
+async def test_every_change_of_the_store_reaches_context(store: ChatStore, change: str) -> None:
+    conv = await store.create_conversation("llama3.2", title="Before", system_prompt="S1")
+    await reply(store, conv.id, "q1", "a1")
+    await reply(store, conv.id, "q2", "a2")
+    q1, _, q2, a2 = await store.messages(conv.id)
+    await store.context(conv.id)
+    assert store.cached(conv.id)
+
+    if change == "rename":
+        await store.rename(conv.id, "After")
+    elif change == "update":
+        await store.update_conversation(
+            conv.id, model="qwen3:0.6b", system_prompt="S2", options=ChatOptions(seed=3)
+        )
+    elif change == "add_message":
+        await store.add_message(conv.id, "user", "q3")
+    elif change == "delete_message":
+        await store.delete_message(a2.id)
+    elif change == "truncate":
+        await store.truncate_from(conv.id, q2.id)
+    elif change == "edit":
+        await store.edit_message(conv.id, q1.id, "q1 edited")
+    elif change == "open_reply":
+        await store.open_reply(conv.id, "q3", new_id())
+    elif change == "submit":  # a write the store knows nothing about
+        await store.submit(
+            lambda: store._conn().execute(
+                "UPDATE messages SET content = 'changed' WHERE id = ?", (q1.id,)
+            )
+        )
+    elif change == "delete":
+        await store.delete_conversation(conv.id)
+        with pytest.raises(InvalidInput, match="no longer exists"):
+            await store.context(conv.id)
+        return
+    assert await store.context(conv.id) == fresh_context(store.path, conv.id)
+    assert store.cached(conv.id)
+
+
+async def test_new_conversations_from_duplicate_and_import_read_right(store: ChatStore) -> None:
+    conv = await store.create_conversation("llama3.2", title="Source")
+    await reply(store, conv.id, "q1", "a1")
+    await store.context(conv.id)
+    branch = await store.duplicate(conv.id)
+    imported = await store.import_json(await store.export_json(conv.id))
+    assert store.cached(imported.id)
+    for conversation_id in (conv.id, branch.id, imported.id):
+        assert await store.context(conversation_id) == fresh_context(store.path, conversation_id)
+    assert [m.content for m in (await store.context(imported.id))[1]] == ["q1", "a1"]
+
+
+async def test_a_read_that_a_write_overtook_is_not_kept(store: ChatStore) -> None:
+    conv = await store.create_conversation("llama3.2", title="Old title")
+    other = await store.create_conversation("llama3.2")
+    blocked, release = threading.Event(), threading.Event()
+
+    def block() -> None:
+        blocked.set()
+        release.wait(10)
+
+    store._contexts.clear()  # as after a restart: the next context() reads the file
+    gate = store.submit_for(other.id, block)
+    try:
+        assert await asyncio.to_thread(blocked.wait, 10)
+        read = asyncio.create_task(store.context(conv.id))  # queued: sees the old title
+        await asyncio.sleep(0)
+        renamed = asyncio.create_task(store.rename(conv.id, "New title"))  # queued after it
+        await asyncio.sleep(0)
+    finally:
+        release.set()
+        await gate
+    assert (await read)[0].title == "Old title"
+    await renamed
+    assert (await store.context(conv.id))[0].title == "New title"
+
+
+async def test_closing_forgets_what_was_kept(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = ChatStore(path)
+    await store.open()
+    conv = await store.create_conversation("llama3.2", title="Mine")
+    await store.close()
+    assert not store.cached(conv.id)
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("UPDATE conversations SET title = 'Changed while closed'")
+    raw.close()
+    await store.open()
+    try:
+        assert (await store.context(conv.id))[0].title == "Changed while closed"
+    finally:
+        await store.close()

@@ -11,11 +11,20 @@ is versioned with ``PRAGMA user_version``:
 A reply being streamed is written as it grows (see ``ChatEngine``) with status
 ``streaming``; a file opened with such a message left over from a crash gets it marked
 ``failed``, with what had been written kept.
+
+Each conversation read with :meth:`ChatStore.context` is kept in memory (the last
+:data:`CONTEXT_CACHE_SIZE` of them), so that a reply can be asked for without waiting for
+the worker thread. The copy is exact: every write is queued through :meth:`ChatStore.submit`
+or :meth:`ChatStore.submit_for`, which drop what it may change *when it is queued*; a read
+fills the cache only if no write that may touch its conversation was queued since the read
+was. A read served from memory therefore returns what a read queued at that moment would.
+The file must have no other writer while it is open (Corral opens it once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -45,6 +54,7 @@ from app.core.errors import CorralError, InvalidInput, StoreError
 from app.core.hosts.base import ChatStats
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 SCHEMA_VERSION = 2
 EXPORT_FORMAT = "corral.chat"
@@ -53,6 +63,8 @@ INTERRUPTED = "Corral closed before this reply was finished; the text up to then
 
 
 TITLE_LENGTH = 60
+#: How many conversations :meth:`ChatStore.context` keeps in memory.
+CONTEXT_CACHE_SIZE = 16
 
 
 def new_id() -> str:
@@ -156,6 +168,27 @@ class ReplyState:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class Edited:
+    """The result of :meth:`ChatStore.edit_message`.
+
+    Attributes:
+        conversation, messages: the conversation after the edit (it ends with the new
+            message).
+        message: the new user message.
+        kept_copy: the copy of the conversation as it was before the edit, or None when
+            nothing was removed (the message was the last one and its text is unchanged).
+    """
+
+    conversation: Conversation
+    messages: tuple[StoredMessage, ...]
+    message: StoredMessage
+    kept_copy: Conversation | None
+
+
+_Context = tuple[Conversation, tuple[StoredMessage, ...]]
+
+
 class ChatStore:
     """Conversations and messages in one SQLite file.
 
@@ -172,6 +205,12 @@ class ChatStore:
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
+        # The conversation cache (see the module docstring); touched on the loop only.
+        self._contexts: collections.OrderedDict[str, _Context] = collections.OrderedDict()
+        self._writes = 0  # writes queued so far
+        self._last_write_any = 0  # number of the last write that may touch any conversation
+        self._last_write: dict[str, int] = {}  # per conversation, while reads are in flight
+        self._reads = 0  # cache-filling reads in flight
 
     # -- life ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -180,7 +219,7 @@ class ChatStore:
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-store")
         try:
-            await self._call(self._open_sync)
+            await self._write(None, self._open_sync)
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -192,8 +231,9 @@ class ChatStore:
         if executor is None:
             return
         with contextlib.suppress(StoreError):
-            await self._call(self._close_sync)
+            await self._write(None, self._close_sync)
         self._executor = None
+        self._contexts.clear()
         await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(executor.shutdown, wait=True)
         )
@@ -210,14 +250,42 @@ class ChatStore:
         """Queue ``fn(*args)`` on the worker thread; a future of the loop for its result.
 
         Calls run in the order they were queued. sqlite3 errors come back as StoreError.
+        ``fn`` may write anything: every conversation kept in memory is dropped.
         """
+        return self._queue(None, fn, *args)
+
+    def submit_for(
+        self, conversation_id: str, fn: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        """Like :meth:`submit`, for a call that writes to one conversation at most."""
+        return self._queue(conversation_id, fn, *args)
+
+    def _queue(
+        self, scope: str | None, fn: Callable[..., T], *args: Any, read: bool = False
+    ) -> asyncio.Future[T]:
+        """Queue a call; unless it only reads, what it may change is forgotten first
+        (``scope``: the one conversation it may write; None: any)."""
         if self._executor is None:
             raise StoreError("The chat history is not open.")
         loop = asyncio.get_running_loop()
+        if not read:
+            self._writes += 1
+            if scope is None:
+                self._contexts.clear()
+                self._last_write_any = self._writes
+            else:
+                self._contexts.pop(scope, None)
+                if self._reads:
+                    self._last_write[scope] = self._writes
         return loop.run_in_executor(self._executor, functools.partial(self._guarded, fn, *args))
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        future = self.submit(fn, *args)
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._wait(self._queue(None, fn, *args, read=True))
+
+    async def _write(self, scope: str | None, fn: Callable[..., T], *args: Any) -> T:
+        return await self._wait(self._queue(scope, fn, *args))
+
+    async def _wait(self, future: asyncio.Future[T]) -> T:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await asyncio.shield(future)
@@ -225,6 +293,49 @@ class ChatStore:
             raise StoreError(
                 f"The chat history at {self.path} did not answer within {self.timeout_s:g} s."
             ) from exc
+
+    # -- the conversation cache (on the loop) ---------------------------------------------
+    def _fill_ticket(self) -> int:
+        """Before a read that may fill the cache is queued: its ticket."""
+        self._reads += 1
+        return self._writes
+
+    def _fill(self, ticket: int, conversation_id: str, context: _Context | None) -> None:
+        """A read queued with ``ticket`` is over: keep what it read (``context``; None if
+        it failed) unless a write that may touch the conversation was queued since."""
+        self._reads -= 1
+        current = (
+            self._last_write_any <= ticket and self._last_write.get(conversation_id, 0) <= ticket
+        )
+        if context is not None and current and self._executor is not None:
+            self._contexts[conversation_id] = context
+            self._contexts.move_to_end(conversation_id)
+            while len(self._contexts) > CONTEXT_CACHE_SIZE:
+                self._contexts.popitem(last=False)
+        if not self._reads:
+            self._last_write.clear()
+
+    def cached(self, conversation_id: str) -> bool:
+        """Whether the conversation is kept in memory (the next :meth:`context` is at once)."""
+        return conversation_id in self._contexts
+
+    def prefetch(self, conversation_id: str) -> None:
+        """Read the conversation into memory in the background (if it is not there); a
+        failure is dropped (the next :meth:`context` reports it)."""
+        if conversation_id in self._contexts or self._executor is None:
+            return
+        ticket = self._fill_ticket()
+        try:
+            future = self._queue(None, self._context_sync, conversation_id, read=True)
+        except BaseException:
+            self._fill(ticket, conversation_id, None)
+            raise
+
+        def done(f: asyncio.Future[_Context]) -> None:
+            ok = not f.cancelled() and f.exception() is None
+            self._fill(ticket, conversation_id, f.result() if ok else None)
+
+        future.add_done_callback(done)
 
     def _guarded(self, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -328,6 +439,9 @@ class ChatStore:
             raise InvalidInput("That message no longer exists.")
         return self._message(row)
 
+    def _context_sync(self, conversation_id: str) -> _Context:
+        return self._get_conversation(conversation_id), tuple(self._messages(conversation_id))
+
     def _insert_conversation(self, c: Conversation, now: float) -> None:
         self._conn().execute(
             "INSERT INTO conversations (id, title, host_id, model, system_prompt, options,"
@@ -403,10 +517,26 @@ class ChatStore:
                 self._insert_conversation(conversation, self._clock())
             return self._get_conversation(conversation.id)
 
-        return await self._call(go)
+        return await self._write_and_fill(conversation.id, go, lambda c: (c, ()))
+
+    async def _write_and_fill(
+        self, conversation_id: str, fn: Callable[[], R], context_of: Callable[[R], _Context]
+    ) -> R:
+        """Queue ``fn``, a write to one conversation that reads back, in the same call, how
+        it leaves it (``context_of`` its result); keep that in memory unless another write
+        that may touch the conversation was queued in the meantime."""
+        future = self._queue(conversation_id, fn)
+        ticket = self._fill_ticket()  # taken after the write's own number: it sees itself
+        context: _Context | None = None
+        try:
+            result = await self._wait(future)
+            context = context_of(result)
+        finally:
+            self._fill(ticket, conversation_id, context)
+        return result
 
     async def conversation(self, conversation_id: str) -> Conversation:
-        return await self._call(self._get_conversation, conversation_id)
+        return await self._read(self._get_conversation, conversation_id)
 
     async def list_conversations(self, limit: int | None = None) -> list[Conversation]:
         """Newest (last changed) first."""
@@ -418,7 +548,7 @@ class ChatStore:
             )
             return [self._conversation(r) for r in rows]
 
-        return await self._call(go)
+        return await self._read(go)
 
     async def update_conversation(
         self,
@@ -460,7 +590,7 @@ class ChatStore:
                 self._touch(conversation_id, self._clock())
             return self._get_conversation(conversation_id)
 
-        return await self._call(go)
+        return await self._write(conversation_id, go)
 
     async def rename(self, conversation_id: str, title: str) -> Conversation:
         return await self.update_conversation(conversation_id, title=title)
@@ -473,12 +603,13 @@ class ChatStore:
                 db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
                 db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
-        await self._call(go)
+        await self._write(conversation_id, go)
 
     async def duplicate(
         self, conversation_id: str, *, up_to_message_id: str | None = None, title: str = ""
     ) -> Conversation:
         """A copy of a conversation, whole or up to (and with) one of its messages: a branch."""
+        copy_id = new_id()
 
         def go() -> Conversation:
             db = self._conn()
@@ -491,52 +622,161 @@ class ChatStore:
                     if up_to_message_id not in ids:
                         raise InvalidInput("That message is not part of the conversation.")
                     messages = messages[: ids.index(up_to_message_id) + 1]
-                now = self._clock()
-                copy = Conversation(
-                    id=new_id(),
-                    title=title.strip() or (f"{source.title} (branch)" if source.title else ""),
-                    host_id=source.host_id,
-                    model=source.model,
-                    system_prompt=source.system_prompt,
-                    options=source.options,
-                    created_at=_ts(now),
-                    updated_at=_ts(now),
-                    branched_from=up_to_message_id or "",
-                )
-                self._insert_conversation(copy, now)
-                for m in messages:
-                    status = m.status
-                    if status is MessageStatus.STREAMING:
-                        status = MessageStatus.STOPPED
-                    self._insert_message(
-                        StoredMessage(
-                            **{
-                                **m.__dict__,
-                                "id": new_id(),
-                                "conversation_id": copy.id,
-                                "status": status,
-                            }
-                        ),
-                        now,
-                    )
-            return self._get_conversation(copy.id)
+                name = title.strip() or (f"{source.title} (branch)" if source.title else "")
+                self._copy_sync(source, messages, copy_id, name, up_to_message_id or "")
+            return self._get_conversation(copy_id)
 
-        return await self._call(go)
+        return await self._write(copy_id, go)  # the source is only read
+
+    def _copy_sync(
+        self,
+        source: Conversation,
+        messages: Sequence[StoredMessage],
+        copy_id: str,
+        title: str,
+        branched_from: str,
+    ) -> None:
+        """(Worker thread, in a transaction) A new conversation ``copy_id`` with ``source``'s
+        settings and copies of ``messages`` (a reply being written is copied as stopped)."""
+        now = self._clock()
+        copy = Conversation(
+            id=copy_id,
+            title=title,
+            host_id=source.host_id,
+            model=source.model,
+            system_prompt=source.system_prompt,
+            options=source.options,
+            created_at=_ts(now),
+            updated_at=_ts(now),
+            branched_from=branched_from,
+        )
+        self._insert_conversation(copy, now)
+        for m in messages:
+            status = m.status
+            if status is MessageStatus.STREAMING:
+                status = MessageStatus.STOPPED
+            self._insert_message(
+                StoredMessage(
+                    **{**m.__dict__, "id": new_id(), "conversation_id": copy_id, "status": status}
+                ),
+                now,
+            )
+
+    def _truncate_sync(self, conversation_id: str, message_id: str) -> list[StoredMessage]:
+        """(Worker thread, in a transaction) Remove ``message_id`` and every message after
+        it; the messages removed. InvalidInput if the message is not in the conversation."""
+        self._get_conversation(conversation_id)
+        message = self._message_of(conversation_id, message_id)
+        db = self._conn()
+        removed = [
+            self._message(r)
+            for r in db.execute(
+                "SELECT * FROM messages WHERE conversation_id = ? AND seq >= ? ORDER BY seq",
+                (conversation_id, message.seq),
+            )
+        ]
+        db.execute(
+            "DELETE FROM messages WHERE conversation_id = ? AND seq >= ?",
+            (conversation_id, message.seq),
+        )
+        self._touch(conversation_id, self._clock())
+        return removed
+
+    def _message_of(self, conversation_id: str, message_id: str) -> StoredMessage:
+        row = self._conn().execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise InvalidInput("That message no longer exists.")
+        if row["conversation_id"] != conversation_id:
+            raise InvalidInput("That message is not part of this conversation.")
+        return self._message(row)
+
+    async def truncate_from(self, conversation_id: str, message_id: str) -> list[StoredMessage]:
+        """Remove a message and every message after it, in one transaction; the messages
+        removed (search forgets them too)."""
+
+        def go() -> list[StoredMessage]:
+            db = self._conn()
+            with db:
+                db.execute("BEGIN")
+                return self._truncate_sync(conversation_id, message_id)
+
+        return await self._write(conversation_id, go)
+
+    def _editable_sync(self, conversation_id: str, message_id: str) -> StoredMessage:
+        self._get_conversation(conversation_id)
+        message = self._message_of(conversation_id, message_id)
+        if message.role != "user":
+            raise InvalidInput("Only your own messages can be edited and sent again.")
+        return message
+
+    async def editable_message(self, conversation_id: str, message_id: str) -> StoredMessage:
+        """The user's message ``message_id`` of the conversation; InvalidInput if there is no
+        such message, or it is not the user's (what :meth:`edit_message` checks first)."""
+        return await self._read(self._editable_sync, conversation_id, message_id)
+
+    async def edit_message(self, conversation_id: str, message_id: str, text: str) -> Edited:
+        """Replace the user's message ``message_id`` by ``text`` and remove every message
+        after it, in one transaction.
+
+        Nothing written is lost: unless the message is the last one and ``text`` is what it
+        already says, the conversation as it was is first copied, titled
+        "<title> (before edit)". InvalidInput, with nothing changed, for an unknown
+        message, one of another conversation, one that is not the user's, or empty text.
+        """
+        if not text.strip():
+            raise InvalidInput("Type a message first.")
+        copy_id = new_id()
+        new_message = new_id()
+
+        def go() -> Edited:
+            db = self._conn()
+            with db:
+                db.execute("BEGIN")
+                source = self._get_conversation(conversation_id)
+                message = self._editable_sync(conversation_id, message_id)
+                messages = self._messages(conversation_id)
+                kept: Conversation | None = None
+                if message.content != text or messages[-1].id != message.id:
+                    base = source.title or title_for(messages[0].content) or "Conversation"
+                    self._copy_sync(source, messages, copy_id, f"{base} (before edit)", "")
+                    kept = self._get_conversation(copy_id)
+                self._truncate_sync(conversation_id, message_id)
+                self._append(conversation_id, new_message, "user", text, MessageStatus.COMPLETE)
+                if not source.title:
+                    db.execute(
+                        "UPDATE conversations SET title = ? WHERE id = ?",
+                        (title_for(text), conversation_id),
+                    )
+            conversation, after = self._context_sync(conversation_id)
+            return Edited(conversation, after, after[-1], kept)
+
+        return await self._write_and_fill(
+            conversation_id, go, lambda e: (e.conversation, e.messages)
+        )
 
     # -- messages -----------------------------------------------------------------------
     async def messages(self, conversation_id: str) -> list[StoredMessage]:
-        return await self._call(self._messages, conversation_id)
+        return await self._read(self._messages, conversation_id)
 
     async def message(self, message_id: str) -> StoredMessage:
-        return await self._call(self._get_message, message_id)
+        return await self._read(self._get_message, message_id)
 
     async def context(self, conversation_id: str) -> tuple[Conversation, list[StoredMessage]]:
-        """A conversation and its messages, read together."""
-
-        def go() -> tuple[Conversation, list[StoredMessage]]:
-            return self._get_conversation(conversation_id), self._messages(conversation_id)
-
-        return await self._call(go)
+        """A conversation and its messages, read together; from memory when they are
+        there (see the module docstring), else read and kept."""
+        cached = self._contexts.get(conversation_id)
+        if cached is not None:
+            self._contexts.move_to_end(conversation_id)
+            return cached[0], list(cached[1])
+        ticket = self._fill_ticket()
+        context: _Context | None = None
+        try:
+            context = await self._wait(
+                self._queue(None, self._context_sync, conversation_id, read=True)
+            )
+        finally:
+            self._fill(ticket, conversation_id, context)
+        return context[0], list(context[1])
 
     async def add_message(
         self,
@@ -559,7 +799,7 @@ class ChatStore:
                 self._append(conversation_id, message_id, role, content, status)
             return self._get_message(message_id)
 
-        return await self._call(go)
+        return await self._write(conversation_id, go)
 
     def _append(
         self,
@@ -647,7 +887,9 @@ class ChatStore:
         self, conversation_id: str, text: str | None, reply_id: str, host_id: str | None = None
     ) -> None:
         """See :meth:`open_reply_sync`."""
-        await self._call(self.open_reply_sync, conversation_id, text, reply_id, host_id)
+        await self._write(
+            conversation_id, self.open_reply_sync, conversation_id, text, reply_id, host_id
+        )
 
     def save_reply_sync(self, state: ReplyState) -> None:
         """(Worker thread) Write a reply's text, place and status; one transaction."""
@@ -692,7 +934,7 @@ class ChatStore:
                 db.execute("BEGIN")
                 db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
 
-        await self._call(go)
+        await self._write(None, go)  # its conversation is not known here
 
     # -- search -------------------------------------------------------------------------
     async def search(self, text: str, limit: int = 50) -> list[SearchHit]:
@@ -723,7 +965,7 @@ class ChatStore:
             hits.extend(SearchHit(r[0], r[1], r[2], r[3]) for r in rows)
             return hits[:limit]
 
-        return await self._call(go)
+        return await self._read(go)
 
     # -- export / import ----------------------------------------------------------------
     async def export_json(self, conversation_id: str) -> dict[str, Any]:
@@ -767,7 +1009,7 @@ class ChatStore:
         is written (InvalidInput, nothing written, if any part is wrong)."""
         conversation, messages = parse_export(data)
 
-        def go() -> Conversation:
+        def go() -> _Context:
             db = self._conn()
             now = self._clock()
             with db:
@@ -775,9 +1017,10 @@ class ChatStore:
                 self._insert_conversation(conversation, now)
                 for m in messages:
                     self._insert_message(m, now)
-            return self._get_conversation(conversation.id)
+            return self._context_sync(conversation.id)
 
-        return await self._call(go)
+        imported, _ = await self._write_and_fill(conversation.id, go, lambda c: c)
+        return imported
 
 
 # -- migrations ----------------------------------------------------------------------------
