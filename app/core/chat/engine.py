@@ -6,6 +6,13 @@ values (``ReplyStarted``, then the host's ``ThinkingChunk`` / ``ContentChunk`` /
 ``ToolCallChunk`` as they come, maybe a ``HostSwitched``, and last exactly one of
 ``ReplyFinished``, ``ReplyStopped``, ``ReplyFailed``). ``handle.stop()`` cancels the
 reply; what had arrived is kept with status ``stopped``.
+``await engine.resend(conversation_id, message_id, text)`` does the same for a user's
+earlier message, edited: it and everything after it go (the conversation as it was is
+kept as a copy first), and the new text is answered.
+
+The conversation and its history come from the store's memory (see ``ChatStore.context``)
+when it has them, so the request leaves without waiting for the database; after each reply
+the store reads the conversation back in the background, ready for the next message.
 
 While a reply streams, its text is written to the store at most ``flush_interval_s``
 after it arrived (by a timer when the host goes quiet), so a crash loses at most that
@@ -97,11 +104,14 @@ class ReplyHandle:
 
     Attributes:
         conversation_id, message_id: where the reply is saved.
+        kept_copy_id: for a reply to an edited message (``resend``), the id of the copy of
+            the conversation as it was before the edit ("" when nothing was removed).
     """
 
-    def __init__(self, conversation_id: str, message_id: str) -> None:
+    def __init__(self, conversation_id: str, message_id: str, kept_copy_id: str = "") -> None:
         self.conversation_id = conversation_id
         self.message_id = message_id
+        self.kept_copy_id = kept_copy_id
         # a one-reader channel: events, and a future the reader waits on when there are none
         self._items: collections.deque[ReplyEvent | _End] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -170,6 +180,7 @@ class _Writer:
     def __init__(
         self,
         engine: ChatEngine,
+        conversation_id: str,
         message_id: str,
         host_id: str,
         model: str,
@@ -177,6 +188,7 @@ class _Writer:
     ) -> None:
         self.engine = engine
         self.store = engine.store
+        self.conversation_id = conversation_id
         self.message_id = message_id
         self.host_id = host_id
         self.model = model
@@ -253,7 +265,7 @@ class _Writer:
         self.dirty = False
         self.last_flush = self.engine.clock()
         state = self.state(MessageStatus.STREAMING)
-        future = self.store.submit(self.store.save_reply_sync, state)
+        future = self.store.submit_for(self.conversation_id, self.store.save_reply_sync, state)
         chars = len(state.content)
 
         def done(f: asyncio.Future[Any]) -> None:
@@ -274,7 +286,10 @@ class _Writer:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        last = self.store.submit(self.store.finish_reply_sync, self.state(status, stats, error))
+        last = self.store.submit_for(
+            self.conversation_id, self.store.finish_reply_sync, self.state(status, stats, error)
+        )
+        self.store.prefetch(self.conversation_id)  # for the next message, after the writes
         writes = asyncio.gather(*self.pending, last, return_exceptions=True)
         try:
             async with asyncio.timeout(self.store.timeout_s):
@@ -357,6 +372,49 @@ class ChatEngine:
         plan = self._plan(conversation, host_id or conversation.host_id, history, None)
         return self._start(plan, None, host_id)
 
+    async def resend(self, conversation_id: str, message_id: str, text: str) -> ReplyHandle:
+        """Send ``text`` in place of the user's earlier message ``message_id`` and answer it.
+
+        That message and every message after it are removed, in one transaction with a
+        copy of the conversation as it was (titled "<title> (before edit)"), unless nothing
+        would be lost (the message was the last one and its text is unchanged); the
+        handle's ``kept_copy_id`` names the copy ("" if none). A reply still being written
+        in the conversation is stopped (and saved) first. InvalidInput, with nothing
+        changed, for an unknown message, one of another conversation, one that is not the
+        user's, or empty text.
+        """
+        if not text.strip():
+            raise InvalidInput("Type a message first.")
+        running = [h for h in self._replies if h.conversation_id == conversation_id]
+        if running:
+            # checked first: an edit that is refused must not stop anything either
+            await self.store.editable_message(conversation_id, message_id)
+            for reply in running:
+                reply.stop()
+            for reply in running:
+                with contextlib.suppress(BaseException):
+                    await reply.wait()
+        edited = await self.store.edit_message(conversation_id, message_id, text)
+        conversation = edited.conversation
+        plan = self._plan(conversation, conversation.host_id, edited.messages, None)
+        handle = self._start(plan, None, None)
+        handle.kept_copy_id = edited.kept_copy.id if edited.kept_copy is not None else ""
+        return handle
+
+    async def retry_options(self, conversation_id: str) -> tuple[RetryOption, ...]:
+        """The actions ``ReplyFailed.retry`` offers, for a conversation whose last reply
+        failed earlier (shown again after a restart): Retry on the conversation's own
+        host, and "Retry on <name>" for each other host that is up and has the model (for
+        an automatic conversation: other than the one the last reply was asked of). Empty
+        when there is no user message to answer again."""
+        conversation, history = await self.store.context(conversation_id)
+        if not any(m.role == "user" for m in history):
+            return ()
+        tried = [conversation.host_id]
+        if conversation.host_id == AUTO and history[-1].role == "assistant":
+            tried.append(history[-1].host_id)
+        return await self._retry_options(conversation, conversation.host_id, tried)
+
     async def aclose(self) -> None:
         """Stop every reply in progress (each is saved as stopped)."""
         replies = list(self._replies)
@@ -399,13 +457,20 @@ class ChatEngine:
         reply_id = new_id()
 
         def open_write() -> asyncio.Future[None]:
-            return self.store.submit(
-                self.store.open_reply_sync, conversation.id, text, reply_id, host_id
+            return self.store.submit_for(
+                conversation.id,
+                self.store.open_reply_sync,
+                conversation.id,
+                text,
+                reply_id,
+                host_id,
             )
 
         handle = ReplyHandle(conversation.id, reply_id)
         first_host = "" if plan.host_id == AUTO else plan.host_id
-        writer = _Writer(self, reply_id, first_host, conversation.model, open_write)
+        writer = _Writer(
+            self, conversation.id, reply_id, first_host, conversation.model, open_write
+        )
         handle._task = asyncio.get_running_loop().create_task(
             self._run(handle, plan, writer), name=f"chat reply {reply_id}"
         )
@@ -519,10 +584,17 @@ class ChatEngine:
         self, plan: _Plan, writer: _Writer, error: CorralError, tried: list[str]
     ) -> ReplyFailed:
         message = await writer.finish(MessageStatus.FAILED, error=error.message)
-        options = [RetryOption(RetryKind.RETRY, plan.host_id, "Retry")]
+        options = await self._retry_options(plan.conversation, plan.host_id, tried)
+        return ReplyFailed(message, error, options)
+
+    async def _retry_options(
+        self, conversation: Conversation, host_id: str, tried: Sequence[str]
+    ) -> tuple[RetryOption, ...]:
+        """Retry on ``host_id``, then each host that is up, has the model, was not tried."""
+        options = [RetryOption(RetryKind.RETRY, host_id, "Retry")]
         with contextlib.suppress(CorralError):
-            for c in await self.router.candidates(plan.conversation.model, exclude=tried):
+            for c in await self.router.candidates(conversation.model, exclude=tried):
                 options.append(
                     RetryOption(RetryKind.OTHER_HOST, c.host_id, f"Retry on {c.host_name}")
                 )
-        return ReplyFailed(message, error, tuple(options))
+        return tuple(options)
