@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from app.core.errors import CorralError
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
+    from app.core.chat.store import ChatStore
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor
     from app.core.hosts.registry import HostRegistry
@@ -40,6 +42,12 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         metavar="PATH",
         help="use this settings file instead of the default",
+    )
+    parser.add_argument(
+        "--chat-db",
+        type=Path,
+        metavar="PATH",
+        help="keep the chat history in this SQLite file instead of the default",
     )
     parser.add_argument(
         "--no-mdns",
@@ -68,6 +76,17 @@ def _setup_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
 
 
+@dataclass
+class Services:
+    """What :func:`compose` builds: the window and the services it shows."""
+
+    window: MainWindow
+    health: HealthMonitor
+    discovery: DiscoveryService
+    telemetry: TelemetryService
+    chat_store: ChatStore
+
+
 async def run_window(
     app: QApplication,
     window: MainWindow,
@@ -76,6 +95,7 @@ async def run_window(
     health: HealthMonitor | None = None,
     discovery: DiscoveryService | None = None,
     telemetry: TelemetryService | None = None,
+    chat_store: ChatStore | None = None,
     mdns: bool = True,
 ) -> None:
     """Show the window and start the services; run until ``closing`` is set; then stop
@@ -83,11 +103,22 @@ async def run_window(
 
     Nothing scans the network here: the discovery service only looks at this machine
     (from the window's start) and, unless ``mdns`` is False, listens for mDNS
-    announcements.
+    announcements. The chat history is opened before the window starts; if it cannot be
+    opened, chat is off and the chat panel says why. The caller closes the chat store
+    (and the registry's hosts) afterwards, in a run of the loop of their own.
     """
     app.lastWindowClosed.connect(closing.set)
     window.closed.connect(closing.set)
     window.show()
+    if chat_store is not None:
+        try:
+            await chat_store.open()
+        except CorralError as exc:
+            log.error("The chat history cannot be opened: %s", exc.message)
+            window.chat_panel.disable(
+                f"Chat is off: the chat history ({chat_store.path}) cannot be opened. {exc.message}"
+            )
+            chat_store = None
     if health is not None:
         health.start()
     if telemetry is not None:
@@ -102,6 +133,8 @@ async def run_window(
         await closing.wait()
     finally:
         await window.shutdown()
+        if window.chat is not None:
+            await window.chat.aclose()
         if telemetry is not None:
             if discovery is not None:
                 discovery.agents_changed.disconnect(telemetry.set_found_agents)
@@ -122,11 +155,19 @@ async def _listen_mdns(discovery: DiscoveryService) -> None:
         log.warning("Hosts announced on the network are not shown: %s", exc.message)
 
 
-def compose(
-    registry: HostRegistry,
-) -> tuple[MainWindow, HealthMonitor, DiscoveryService, TelemetryService]:
+def default_chat_path() -> Path:
+    """Where the chat history lives: the platform's data directory for Corral."""
+    import platformdirs
+
+    return platformdirs.user_data_path("corral", appauthor=False) / "chat.db"
+
+
+def compose(registry: HostRegistry, *, chat_path: Path | None = None) -> Services:
     """The services of the app, set up from the registry's settings, and the window on them
-    (call after the QApplication exists; nothing is started here)."""
+    (call after the QApplication exists; nothing is started or opened here).
+
+    The chat history is kept in ``chat_path`` (default :func:`default_chat_path`)."""
+    from app.core.chat import ChatEngine, ChatStore
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor, HealthPolicy
     from app.core.metrics.latency import LatencyBook
@@ -151,8 +192,12 @@ def compose(
     telemetry = TelemetryService(registry, health)  # 1 s samples, 15 min window
     latency = LatencyBook()
     latency.attach(health)
-    window = MainWindow(registry, health, discovery, telemetry=telemetry, latency=latency)
-    return window, health, discovery, telemetry
+    chat_store = ChatStore(chat_path or default_chat_path())
+    chat = ChatEngine(registry, chat_store, health=health, latency=latency)
+    window = MainWindow(
+        registry, health, discovery, telemetry=telemetry, latency=latency, chat=chat
+    )
+    return Services(window, health, discovery, telemetry, chat_store)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = HostRegistry(SettingsStore(args.settings), SecretStore())
     for problem in registry.problems:
         log.warning("%s", problem)
-    window, health, discovery, telemetry = compose(registry)
+    services = compose(registry, chat_path=args.chat_db)
 
     closing = asyncio.Event()
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
@@ -205,11 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         task = loop.create_task(
             run_window(
                 app,
-                window,
+                services.window,
                 closing,
-                health=health,
-                discovery=discovery,
-                telemetry=telemetry,
+                health=services.health,
+                discovery=services.discovery,
+                telemetry=services.telemetry,
+                chat_store=services.chat_store,
                 mdns=not args.no_mdns,
             ),
             name="corral window",
@@ -226,5 +272,6 @@ def main(argv: list[str] | None = None) -> int:
             loop.run_until_complete(task)
         # Hosts are closed in a run of their own: qasync handles the last Qt events of a
         # run after the loop has stopped, so nothing may be left to do at that point.
+        loop.run_until_complete(services.chat_store.close())
         loop.run_until_complete(registry.aclose())
     return 0

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     registry = HostRegistry(SettingsStore(args.settings), SecretStore())
-    window, health, discovery, telemetry = compose(registry)
+    services = compose(registry, chat_path=args.settings.parent / "chat.db")
+    window = services.window
 
     def report(at: float) -> None:
         panel = window.hardware_panel
@@ -58,14 +59,16 @@ def main(argv: list[str] | None = None) -> int:
             app,
             window,
             asyncio.Event(),
-            health=health,
-            discovery=discovery,
-            telemetry=telemetry,
+            health=services.health,
+            discovery=services.discovery,
+            telemetry=services.telemetry,
+            chat_store=services.chat_store,
             mdns=False,
         )
 
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         runner.run(run())
+        runner.run(services.chat_store.close())
         runner.run(registry.aclose())
     return 0
 

@@ -37,6 +37,7 @@ from app.core.metrics.latency import LatencyBook
 from app.ui.adapters import DiscoverySignals, HealthSignals, RegistrySignals
 from app.ui.all_models import AllModelsPanel
 from app.ui.banner import Banner
+from app.ui.chat.panel import ChatPanel
 from app.ui.delegates import BadgeDelegate
 from app.ui.details_dialog import ModelDetailsDialog
 from app.ui.formatting import human_size
@@ -58,6 +59,7 @@ from app.ui.suggestions import SuggestionsStrip
 from app.ui.tasks import TaskRunner
 
 if TYPE_CHECKING:
+    from app.core.chat.engine import ChatEngine
     from app.core.telemetry.service import TelemetryService
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,8 @@ class MainWindow(QMainWindow):
         all_models: the :class:`AllModelsPanel` (its model, view and buttons).
         telemetry, latency: the injected telemetry service and latency book (None: the
             docks say that telemetry is off, and start hidden).
+        chat: the injected :class:`ChatEngine` (None: the Chat dock starts hidden).
+        chat_panel, chat_dock: the :class:`ChatPanel` and its dock.
         hardware_panel, hardware_dock: the :class:`HardwarePanel` and its dock.
         latency_panel, latency_dock: the :class:`LatencyPanel` and its dock.
         add_host_button, scan_button, edit_host_button, remove_host_button: host buttons.
@@ -126,9 +130,9 @@ class MainWindow(QMainWindow):
     hostTitle, hostReason, modelsStatus, modelsView, addHostButton, scanButton,
     editHostButton, removeHostButton, pullModelButton, loadButton, unloadButton,
     unloadAllButton, deleteButton, detailsButton, refreshButton, allLoadButton,
-    allUnloadButton, allPullButton, allDeleteButton, hardwareDock, latencyDock; actions
+    allUnloadButton, allPullButton, allDeleteButton, hardwareDock, latencyDock, chatDock; actions
     addHostAction, scanAction, refreshAction, unloadAllAction, quitAction,
-    hardwareDockAction, latencyDockAction; the confirmations confirmRemoveHost,
+    hardwareDockAction, latencyDockAction, chatDockAction; the confirmations confirmRemoveHost,
     confirmDelete and confirmUnloadAll (accept buttons with the suffix Accept).
 
     Signals:
@@ -153,6 +157,7 @@ class MainWindow(QMainWindow):
         *,
         telemetry: TelemetryService | None = None,
         latency: LatencyBook | None = None,
+        chat: ChatEngine | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -164,6 +169,7 @@ class MainWindow(QMainWindow):
         self.discovery = discovery
         self.telemetry = telemetry
         self.latency = latency
+        self.chat = chat
         self._tasks = TaskRunner(self.show_error)
         self._registry_signals = RegistrySignals(registry, self)
         self._health_signals = HealthSignals(health, self)
@@ -357,8 +363,8 @@ class MainWindow(QMainWindow):
         self.resize(1180, 660)
 
     def _build_docks(self) -> None:
-        """The Hardware and Latency docks, tabbed together under the models, and the
-        View menu that shows or hides them."""
+        """The Hardware and Latency docks, tabbed together under the models, the Chat
+        dock on the right, and the View menu that shows or hides them."""
         self.hardware_panel = HardwarePanel(self.telemetry, parent=self)
         self.latency_panel = LatencyPanel(self.health, self.latency, parent=self)
         self.hardware_dock = self._dock("Hardware", "hardwareDock", self.hardware_panel)
@@ -367,8 +373,13 @@ class MainWindow(QMainWindow):
         self.hardware_dock.setVisible(self.telemetry is not None)
         self.latency_dock.setVisible(self.latency is not None)
         self.hardware_dock.raise_()
+        self.chat_panel = ChatPanel(self.chat, self.registry, self.health, parent=self)
+        self.chat_dock = self._dock("Chat", "chatDock", self.chat_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.chat_dock)
+        self.chat_dock.setVisible(self.chat is not None)
         view_menu = self.menuBar().addMenu("&View")
         for dock, name in (
+            (self.chat_dock, "chatDockAction"),
             (self.hardware_dock, "hardwareDockAction"),
             (self.latency_dock, "latencyDockAction"),
         ):
@@ -379,6 +390,10 @@ class MainWindow(QMainWindow):
             screen = self.screen().availableGeometry().height()
             self.resize(self.width(), max(self.minimumHeight(), min(900, screen - 40)))
             self.resizeDocks([self.hardware_dock], [430], Qt.Orientation.Vertical)
+        if self.chat is not None:
+            screen_w = self.screen().availableGeometry().width()
+            self.resize(max(self.width(), min(1500, screen_w - 40)), self.height())
+            self.resizeDocks([self.chat_dock], [640], Qt.Orientation.Horizontal)
 
     def _dock(self, title: str, name: str, panel: QWidget) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -453,6 +468,8 @@ class MainWindow(QMainWindow):
         self.quit_action.triggered.connect(self.close)
         self.timer.timeout.connect(self._tick)
         self.healthUpdated.connect(self._update_actions)
+        self._registry_signals.hostsChanged.connect(self.chat_panel.on_hosts_changed)
+        self._health_signals.statusChanged.connect(self.chat_panel.on_host_status)
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -465,6 +482,7 @@ class MainWindow(QMainWindow):
         self.timer.start()
         self.hardware_panel.start()
         self.latency_panel.start()
+        self.chat_panel.start()
         if self.discovery is not None:
             self._tasks.spawn(self._find_local_hosts(self.discovery), name="local hosts")
 
@@ -502,6 +520,7 @@ class MainWindow(QMainWindow):
             await dialog.cancel_and_wait()
         if self.scan_dialog is not None:
             await self.scan_dialog.cancel_and_wait()
+        await self.chat_panel.shutdown()
         await self._tasks.cancel_all()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -513,6 +532,7 @@ class MainWindow(QMainWindow):
         if self.scan_dialog is not None:
             self.scan_dialog.cancel_scan()
         self._tasks.cancel_all_nowait()
+        self.chat_panel.stop()
         super().closeEvent(event)
         self.closed.emit()
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 from PySide6.QtWidgets import QApplication
 
+from app.core.chat import ChatEngine, ChatStore
 from app.core.discovery.service import DiscoveryService
 from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.registry import HostRegistry
@@ -179,6 +180,7 @@ class WindowOpener(Protocol):
         telemetry: Any = ...,
         latency: LatencyBook | None = ...,
         make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = ...,
+        chat_db: Path | None = ...,
     ) -> AbstractAsyncContextManager[MainWindow]: ...
 
 
@@ -190,6 +192,7 @@ def open_window(qtbot: Any) -> WindowOpener:
     :data:`TEST_POLICY`) and a discovery service (``discovery``, by default one that
     looks at no port of this machine, so that what runs on the developer's machine does
     not show up), starts them with the window and closes them after it.
+    ``chat_db`` (a path) gives the window a chat engine on a store in that file.
     ``telemetry`` (a telemetry service, or ``make_telemetry(registry, monitor)`` to build
     one on the monitor) and ``latency`` (a :class:`LatencyBook`, attached to the monitor)
     are handed to the window, started with it and closed after it.
@@ -210,15 +213,24 @@ def open_window(qtbot: Any) -> WindowOpener:
         telemetry: Any = None,
         latency: LatencyBook | None = None,
         make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = None,
+        chat_db: Path | None = None,
     ) -> AsyncIterator[MainWindow]:
         health = HealthMonitor(reg, policy or TEST_POLICY)
+        store: ChatStore | None = None
+        engine: ChatEngine | None = None
+        if chat_db is not None:
+            store = ChatStore(chat_db)
+            await store.open()
+            engine = ChatEngine(reg, store, health=health, latency=latency)
         if discovery is None:
             discovery = DiscoveryService(reg, ports=reg.settings.scan_ports, local_ports=())
         if latency is not None:
             latency.attach(health)
         if make_telemetry is not None:
             telemetry = make_telemetry(reg, health)
-        window = MainWindow(reg, health, discovery, telemetry=telemetry, latency=latency)
+        window = MainWindow(
+            reg, health, discovery, telemetry=telemetry, latency=latency, chat=engine
+        )
         qtbot.addWidget(window)
         window.show()
         health.start()
@@ -229,6 +241,10 @@ def open_window(qtbot: Any) -> WindowOpener:
             yield window
         finally:
             await window.shutdown()
+            if engine is not None:
+                await engine.aclose()
+            if store is not None:
+                await store.close()
             if telemetry is not None:
                 await telemetry.aclose()
             if latency is not None:

@@ -109,3 +109,60 @@ def test_the_app_runs_lists_models_and_ends_cleanly(
     assert f"models: {','.join(sorted(fake.installed))}" in result.stdout
     assert "Traceback" not in result.stderr, result.stderr
     assert "Unhandled" not in result.stderr, result.stderr
+
+
+_RUN_APP_CHAT = textwrap.dedent(
+    """
+    import sys
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+
+    def check():
+        for widget in app.topLevelWidgets():
+            if widget.objectName() == "mainWindow" and widget.model_model.rowCount():
+                print("chat:", widget.chat_panel.status_label.text(), flush=True)
+                print("send enabled:", widget.chat_panel.send_button.isEnabled(), flush=True)
+                widget.close()
+                return
+        QTimer.singleShot(50, check)
+
+    QTimer.singleShot(0, check)
+    from app.main import main
+    sys.exit(main(["--settings", sys.argv[1], "--chat-db", sys.argv[2], "--no-mdns"]))
+    """
+)
+
+
+def test_an_unreadable_chat_history_turns_chat_off_and_is_left_alone(
+    tmp_path: Path, fake: FakeOllama
+) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "hosts": [{"id": "h-fake", "name": "Fake box", "url": fake.url}],
+                "hidden_hosts": ["local"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    chat_db = tmp_path / "chat.db"
+    junk = b"not a database: notes the user keeps here\n" * 20
+    chat_db.write_bytes(junk)
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_APP_CHAT, str(settings), str(chat_db)],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "chat: Chat is off: the chat history" in result.stdout
+    assert "file is not a database" in result.stdout
+    assert "send enabled: False" in result.stdout
+    assert chat_db.read_bytes() == junk  # nothing the user had there is touched
+    assert "Traceback" not in result.stderr, result.stderr
