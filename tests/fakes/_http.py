@@ -57,7 +57,8 @@ class Faults:
     """Misbehaviour switched on from tests; all off by default, all changeable at run time.
 
     - ``latency``: seconds added before every response.
-    - ``token_delay``: seconds between streamed pieces of a generated reply.
+    - ``token_delay``: seconds between streamed pieces of a generated reply (on a
+      schedule from the first piece, so ``1 / token_delay`` pieces a second on average).
     - ``drop_after``: streamed replies write this many lines (or events), then close the
       socket without the final chunk terminator.
     - ``fail_status``: requests get this status with the fake's own error body (the fake
@@ -296,10 +297,12 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self._end_headers()
         written = 0
+        due = time.monotonic()  # pieces are paced on a schedule: late ones catch up
         try:
             for index, item in enumerate(items):
                 if index and delay is not None:
-                    fake._sleep(delay())
+                    due += delay()
+                    fake._sleep(due - time.monotonic())
                 if fake._drop_due(path, written):
                     self._abort()
                     return
