@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.append_cost",
         "per-token append cost in the chat view at token 100 vs 10,000",
     ),
+    "ui-lag": ("bench.ui_lag", "UI timer lateness p99 while 300 tokens/s stream into the chat"),
+    "open-conversation": ("bench.open_conversation", "time to open a 2,000-message conversation"),
 }
 
 
