@@ -2,7 +2,8 @@
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m docs.screenshots
 
-Writes docs/main-window.png, docs/all-models.png, docs/scan.png and docs/pull.png.
+Writes docs/main-window.png, docs/all-models.png, docs/scan.png, docs/pull.png,
+docs/hardware.png and docs/chat.png.
 Nothing outside 127.0.0.0/8 is contacted: the hosts shown at LAN addresses are fakes on
 loopback addresses, reached through a host factory (and an identify function for the
 discovery service) that swaps the address before any connection is made.
@@ -26,6 +27,7 @@ os.environ["QT_API"] = "pyside6"
 from PySide6.QtWidgets import QApplication
 
 # isort: split
+from app.core.chat import ChatEngine, ChatStore
 from app.core.discovery.service import DiscoveryService
 from app.core.hosts.base import Host, HostConfig, HostKind
 from app.core.hosts.health import HealthMonitor, HealthPolicy
@@ -220,6 +222,82 @@ async def shoot_hardware() -> None:
         await health.aclose()
         await registry.aclose()
     local.stop()
+    await shoot_chat()
+
+
+CHAT_REPLY = """Here is a small function that retries a call with exponential backoff:
+
+```python
+import time
+
+
+def retry(call, attempts=5, base=0.5):
+    for n in range(attempts):
+        try:
+            return call()
+        except OSError:
+            time.sleep(base * 2**n)
+    return call()
+```
+
+| attempt | wait before it |
+|---|---|
+| 2 | 0.5 s |
+| 3 | 1 s |
+| 4 | 2 s |
+
+Keep the **last** attempt outside the loop so that its error reaches the caller."""
+
+
+async def shoot_chat() -> None:
+    """The Chat dock beside the Hardware dock: a reply with thinking, code and a table."""
+    local = FakeOllama(
+        host="127.0.0.1",
+        port=0,
+        chat_reply=CHAT_REPLY,
+        thinking_reply="The user wants retries; a loop with a doubling sleep will do.",
+    ).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = HostRegistry(
+            SettingsStore(Path(tmp) / "settings.json"), SecretStore(MemoryKeyring()), env={}
+        )
+        registry.remove("local")
+        host = registry.add(local.url, "This computer (Ollama)")
+        health = HealthMonitor(registry, HealthPolicy(interval_s=0.5, jitter=0.0))
+        telemetry = TelemetryService(registry, health, interval_s=0.1, window_s=60.0)
+        latency = LatencyBook()
+        latency.attach(health)
+        async with ChatStore(Path(tmp) / "chat.db") as store:
+            for title in ("Tromsø trip: aurora forecast", "Prometheus alert rules review"):
+                old = await store.create_conversation("llama3.2:latest", title=title)
+                await store.add_message(old.id, "user", title)
+            engine = ChatEngine(registry, store, health=health, latency=latency)
+            window = MainWindow(
+                registry, health, None, telemetry=telemetry, latency=latency, chat=engine
+            )
+            window.resize(1500, 900)
+            window.show()
+            health.start()
+            telemetry.start()
+            window.start()
+            window.select_host(host.id)
+            panel = window.chat_panel
+            await wait_for(lambda: panel.choose_model(host.id, "qwen3:0.6b"), timeout=20)
+            local.faults.token_delay = 0.01
+            panel.composer.setPlainText("Write a Python retry helper with backoff.")
+            panel.send()
+            await wait_for(lambda: not panel.busy and panel.view.widgets, timeout=30)
+            await wait_for(lambda: len(telemetry.store.series(host.id, "cpu_pct")) >= 200, 60)
+            window.hardware_panel.set_window(60)
+            await asyncio.sleep(0.5)
+            window.grab().save(str(OUT / "chat.png"))
+            await window.shutdown()
+            window.close()
+            await engine.aclose()
+        await telemetry.aclose()
+        await health.aclose()
+        await registry.aclose()
+    local.stop()
 
 
 def main() -> int:
@@ -227,7 +305,7 @@ def main() -> int:
     app.setQuitOnLastWindowClosed(False)
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         runner.run(shoot(app))
-    shots = ("main-window", "all-models", "scan", "pull", "hardware")
+    shots = ("main-window", "all-models", "scan", "pull", "hardware", "chat")
     names = ", ".join(f"docs/{n}.png" for n in shots)
     print(f"wrote {names}")
     return 0
