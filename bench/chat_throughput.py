@@ -4,6 +4,8 @@ Both stream the same long reply from the same fake Ollama on loopback, sending a
 it can (no token delay). Replies are interleaved (A, B, B, A, ...) so drift in the
 machine's load hits both alike; every Corral reply goes to a fresh conversation, so the
 request is the same size on both sides. Figures are medians over the measured replies.
+The connections the fake accepted during each reply are counted too: a side that does not
+keep its connection between replies pays for a new one in its time to first token.
 
 Targets: Corral's tokens/s >= 0.95 x the raw client's; added time to first token < 2 ms.
 """
@@ -14,8 +16,10 @@ import argparse
 import asyncio
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
@@ -44,10 +48,27 @@ class _Sample:
         self.tokens = tokens
         self.ttft_ms = ttft_s * 1000.0
         self.tokens_per_s = tokens / total_s
+        self.connections = 0  # connections the fake accepted during the reply
+
+
+class _Connections:
+    """Counts the connections a fake server accepts (it only looks)."""
+
+    def __init__(self, fake: FakeOllama) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        register = fake._register
+
+        def counted(handler: Any) -> None:
+            with self._lock:
+                self.count += 1
+            register(handler)
+
+        fake._register = counted  # type: ignore[method-assign]
 
 
 async def _measure(
-    url: str, workdir: Path, rounds: int, warmup: int
+    url: str, workdir: Path, rounds: int, warmup: int, connections: _Connections
 ) -> tuple[list[_Sample], list[_Sample]]:
     registry = HostRegistry(
         SettingsStore(workdir / "settings.json"), SecretStore(MemoryKeyring()), env={}
@@ -92,7 +113,9 @@ async def _measure(
             for i in range(warmup + rounds):
                 order = (corral_reply, raw_reply) if i % 2 == 0 else (raw_reply, corral_reply)
                 for fn in order:
+                    before = connections.count
                     sample = await fn()
+                    sample.connections = connections.count - before
                     if i >= warmup:
                         (corral if fn is corral_reply else baseline).append(sample)
         finally:
@@ -112,11 +135,16 @@ def run(argv: list[str]) -> Result:
         tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp,
         FakeOllama(host="127.0.0.1", port=0, chat_reply=_reply(args.words)) as fake,
     ):
-        corral, baseline = asyncio.run(_measure(fake.url, Path(tmp), args.rounds, args.warmup))
+        connections = _Connections(fake)
+        corral, baseline = asyncio.run(
+            _measure(fake.url, Path(tmp), args.rounds, args.warmup, connections)
+        )
     c_tps = statistics.median(s.tokens_per_s for s in corral)
     b_tps = statistics.median(s.tokens_per_s for s in baseline)
     c_ttft = statistics.median(s.ttft_ms for s in corral)
     b_ttft = statistics.median(s.ttft_ms for s in baseline)
+    c_conn = statistics.mean(s.connections for s in corral)
+    b_conn = statistics.mean(s.connections for s in baseline)
     ratio = c_tps / b_tps
     added = c_ttft - b_ttft
     tokens = corral[0].tokens
@@ -128,6 +156,7 @@ def run(argv: list[str]) -> Result:
     print(f"  raw ollama client           {b_tps:10.0f} tokens/s   TTFT {b_ttft:7.3f} ms")
     print(f"  ratio (Corral / raw, tokens/s) {ratio:.3f}   target >= {TARGET_RATIO}")
     print(f"  added time to first token {added:+.3f} ms   target < {TARGET_ADDED_TTFT_MS} ms")
+    print(f"  new connections per reply: Corral {c_conn:.2f}, raw {b_conn:.2f}")
     return Result(
         bench="chat-throughput",
         figures={
@@ -136,8 +165,13 @@ def run(argv: list[str]) -> Result:
             "tokens_per_s": round(c_tps, 1),
             "ttft_ms": round(c_ttft, 3),
             "added_ttft_ms": round(added, 3),
+            "connections_per_reply": round(c_conn, 2),
         },
-        baseline={"tokens_per_s": round(b_tps, 1), "ttft_ms": round(b_ttft, 3)},
+        baseline={
+            "tokens_per_s": round(b_tps, 1),
+            "ttft_ms": round(b_ttft, 3),
+            "connections_per_reply": round(b_conn, 2),
+        },
         ratios={"tokens_per_s": round(ratio, 3)},
         targets={
             "tokens_per_s": f">= {TARGET_RATIO}",
