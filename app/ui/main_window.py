@@ -376,6 +376,9 @@ class MainWindow(QMainWindow):
         self.chat_panel = ChatPanel(self.chat, self.registry, self.health, parent=self)
         self.chat_dock = self._dock("Chat", "chatDock", self.chat_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.chat_dock)
+        # the chat takes the whole right side; the graphs sit under the fleet and models
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.chat_dock.setVisible(self.chat is not None)
         view_menu = self.menuBar().addMenu("&View")
         for dock, name in (

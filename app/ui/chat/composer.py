@@ -23,11 +23,8 @@ class Composer(QPlainTextEdit):
         self.setObjectName("composer")
         self.setPlaceholderText("Message… (Enter to send, Shift+Enter for a new line, Esc to stop)")
         self.setTabChangesFocus(True)
-        lines = 4
-        height = self.fontMetrics().lineSpacing() * lines + 14
-        self.setMinimumHeight(self.fontMetrics().lineSpacing() * 2 + 14)
-        self.setMaximumHeight(height * 3)
-        self.resize(self.width(), height)
+        # four lines high; longer text scrolls (the conversation keeps the room)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * 4 + 14)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()

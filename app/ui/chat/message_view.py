@@ -41,6 +41,7 @@ STYLE = (
     "#messageError { background: #fdecea; border: 1px solid #e0a39c; border-radius: 4px; }"
     " #messageError QLabel { color: #7a1c12; }"
     " #messageStats { color: palette(mid); }"
+    ' #chatMessage[role="user"] { background: palette(alternate-base); }'
 )
 #: How often queued pieces of a streamed reply are shown (ms): about 30 frames a second.
 FLUSH_MS = 33
@@ -130,6 +131,8 @@ class MessageWidget(QFrame):
         font = self.header.font()
         font.setBold(True)
         self.header.setFont(font)
+        self.header.setWordWrap(True)  # a long model or host name must not widen the view
+        self.header.setMinimumWidth(60)
         top.addWidget(self.header, 1)
         self.copy_button = self._tool("Copy", "copyMessageButton", "Copy the message's text")
         self.edit_button = self._tool("Edit", "editMessageButton", "Edit and send again")
