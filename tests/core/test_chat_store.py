@@ -520,10 +520,10 @@ async def test_a_read_that_a_write_overtook_is_not_kept(store: ChatStore) -> Non
     gate = store.submit_for(other.id, block)
     try:
         assert await asyncio.to_thread(blocked.wait, 10)
-        read = asyncio.create_task(store.context(conv.id))  # queued: sees the old title
-        await asyncio.sleep(0)
-        renamed = asyncio.create_task(store.rename(conv.id, "New title"))  # queued after it
-        await asyncio.sleep(0)
+        # each task queues its call at its first step, in the order they were created
+        read = asyncio.create_task(store.context(conv.id))  # sees the old title
+        renamed = asyncio.create_task(store.rename(conv.id, "New title"))  # runs after it
+        await asyncio.sleep(0)  # one turn of the loop: both calls are queued now
     finally:
         release.set()
         await gate

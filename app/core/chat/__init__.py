@@ -2,7 +2,7 @@
 
 from app.core.chat.engine import ChatEngine, Flushed, ReplyHandle
 from app.core.chat.routing import Candidate, Router
-from app.core.chat.store import ChatStore
+from app.core.chat.store import ChatStore, Edited
 from app.core.chat.types import (
     AUTO,
     ChatOptions,
@@ -28,6 +28,7 @@ __all__ = [
     "ChatOptions",
     "ChatStore",
     "Conversation",
+    "Edited",
     "Flushed",
     "HostSwitched",
     "MessageStatus",
