@@ -1,0 +1,1 @@
+"""MCP tool servers: config, importers, the manager (the only code importing ``mcp``)."""
