@@ -93,3 +93,14 @@ async def test_host_dying_mid_reply_keeps_what_arrived(host: OllamaHost, fake: F
         async for chunk in host.chat(ask("llama3.2")):
             got.append(chunk)
     assert len(got) == 3 and all(isinstance(c, ContentChunk) for c in got)
+
+
+async def test_a_finished_reply_leaves_its_connection_for_the_next(
+    host: OllamaHost, fake: FakeOllama
+) -> None:
+    await collect(host, ask("llama3.2"))
+    after_first = fake.accepted
+    for _ in range(3):
+        chunks = await collect(host, ask("llama3.2"))
+        assert isinstance(chunks[-1], FinalChunk)
+    assert fake.accepted == after_first  # no new connection: the next reply starts sooner

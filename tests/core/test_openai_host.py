@@ -742,3 +742,16 @@ async def test_a_missing_route_is_not_a_missing_model(
     with pytest.raises(HostRequestFailed, match="HTTP 404") as info:
         await host.load("local-model")
     assert not isinstance(info.value, ModelNotFound)
+
+
+async def test_a_finished_reply_leaves_its_connection_for_the_next(
+    servers: Callable[..., FakeOpenAI], hosts: Callable[..., OpenAIHost]
+) -> None:
+    fake = servers("llamacpp")
+    host = hosts(fake.url, HostKind.LLAMACPP)
+    model = (await host.list_models())[0].name
+    await collect(host, ask(model))
+    after_first = fake.accepted
+    for _ in range(3):
+        await collect(host, ask(model))
+    assert fake.accepted == after_first

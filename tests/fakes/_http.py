@@ -324,7 +324,7 @@ class FakeServer(ABC):
 
     Attributes: ``url``, ``host``, ``port`` (the real one after ``start``), ``faults``,
     ``requests`` (``(method, path, parsed JSON body or None)``) and ``request_headers``
-    (names lower-cased, in the order of ``requests``).
+    (names lower-cased, in the order of ``requests``), ``accepted`` (connections accepted).
     """
 
     handler_class: ClassVar[type[FakeHandler]] = FakeHandler
@@ -346,6 +346,7 @@ class FakeServer(ABC):
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         self._conns: dict[FakeHandler, threading.Thread] = {}
+        self.accepted = 0  # connections accepted so far (keep-alive reuse shows here)
         self._stopped = False
 
     # -- what a fake defines
@@ -442,6 +443,7 @@ class FakeServer(ABC):
 
     def _register(self, handler: FakeHandler) -> None:
         with self._lock:
+            self.accepted += 1
             self._conns[handler] = threading.current_thread()
             stopping = self._stopping.is_set()
         if stopping:

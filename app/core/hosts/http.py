@@ -9,8 +9,9 @@ the same way for every kind of host, with the foreign exception kept as the caus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import httpx
@@ -26,6 +27,16 @@ from app.core.errors import (
 from app.core.hosts.base import HostConfig, Timeouts
 
 T = TypeVar("T")
+
+
+async def drain_lines(lines: AsyncIterator[str], limit_s: float = 1.0) -> None:
+    """Read what is left of a finished streamed reply (the end of its chunked body), so
+    that the connection goes back to the pool instead of being dropped; a server that
+    keeps the reply open longer than ``limit_s`` after its last event loses it."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit_s):
+            async for _ in lines:
+                pass
 
 
 class HttpHost:

@@ -50,7 +50,7 @@ from app.core.hosts.base import (
     ToolCall,
     ToolCallChunk,
 )
-from app.core.hosts.http import HttpHost
+from app.core.hosts.http import HttpHost, drain_lines
 from app.core.models.progress import PullTracker
 
 T = TypeVar("T")
@@ -381,7 +381,8 @@ class OllamaHost(HttpHost):
                 if r.status_code != 200:
                     text = (await r.aread()).decode("utf-8", "replace")
                     raise ollama.ResponseError(text, r.status_code)
-                async for line in r.aiter_lines():
+                lines = r.aiter_lines()
+                async for line in lines:
                     if not line.strip():
                         continue
                     part = json.loads(line)
@@ -408,6 +409,7 @@ class OllamaHost(HttpHost):
                         )
                     if part.get("done"):
                         end = self._clock()
+                        await drain_lines(lines)
                         yield FinalChunk(_ollama_stats(part, start, first, end))
                         return
             raise StreamInterrupted(

@@ -55,7 +55,7 @@ from app.core.hosts.base import (
     ToolCall,
     ToolCallChunk,
 )
-from app.core.hosts.http import HttpHost
+from app.core.hosts.http import HttpHost, drain_lines
 
 __all__ = ["OpenAIHost", "SseParser"]
 
@@ -509,12 +509,14 @@ class OpenAIHost(HttpHost):
                     raise _HTTPStatus(r.status_code, await r.aread())
                 parser = SseParser()
                 done = False
-                async for line in r.aiter_lines():
+                lines = r.aiter_lines()
+                async for line in lines:
                     data = parser.feed(line)
                     if data is None:
                         continue
                     if data.strip() == "[DONE]":
                         done = True
+                        await drain_lines(lines)
                         break
                     for chunk in self._on_event(data, state):
                         yield chunk
