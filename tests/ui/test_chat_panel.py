@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -443,3 +444,35 @@ async def test_automatic_host_moves_on_and_says_so(
         assert "llama3.2:latest on Box A failed" in reply.notice.text()
         assert "answering on Box B" in reply.notice.text()
         assert "on Box B" in reply.stats_label.text()
+
+
+async def test_a_failed_reply_reopened_later_offers_the_other_hosts(
+    open_window: WindowOpener, registry: HostRegistry, fakes: FakeFactory, tmp_path: Path
+) -> None:
+    box_a = fakes("127.0.0.2")
+    box_b = fakes("127.0.0.3")
+    registry.remove("local")
+    a = registry.add(box_a.url, "Box A")
+    registry.add(box_b.url, "Box B")
+    db = tmp_path / "chat.db"
+    async with ChatStore(db) as store:
+        c = await store.create_conversation(MODEL, host_id=a.id, title="Before a restart")
+        await store.add_message(c.id, "user", "Hello?")
+        failed = await store.add_message(c.id, "assistant", "Hel", status=MessageStatus.FAILED)
+    with sqlite3.connect(db) as raw:  # as a reply that failed in an earlier run left it
+        raw.execute(
+            "UPDATE messages SET error = ?, host_id = ?, model = ? WHERE id = ?",
+            ("Box A stopped answering in the middle of the reply.", a.id, MODEL, failed.id),
+        )
+    async with open_window(registry, chat_db=db) as window:
+        panel = _panel(window)
+        await wait_for(lambda: panel.conversation_list.count() == 1)
+        await wait_for(
+            lambda: [s.reachable for s in window.health.statuses().values()] == [True, True]
+        )
+        panel.open_conversation(c.id)
+        reply = await wait_for(lambda: _replies(panel) and _replies(panel)[-1])
+        await wait_for(lambda: len(reply.retry_buttons) == 2)
+        assert reply.error_label.text() == "Box A stopped answering in the middle of the reply."
+        assert [b.text() for b in reply.retry_buttons] == ["Retry", "Retry on Box B"]
+        assert reply.text() == "Hel"

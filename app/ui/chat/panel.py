@@ -397,6 +397,17 @@ class ChatPanel(QWidget):
         self._show(conversation, messages)
         if message_id:
             self.reveal_message(message_id)
+        last = messages[-1] if messages else None
+        if (
+            last is not None
+            and last.role == "assistant"
+            and last.status is MessageStatus.FAILED
+            and self.engine is not None
+        ):  # a reply that failed before: offer the other hosts that have the model now
+            options = await self.engine.retry_options(conversation_id)
+            widget = self.view.widget_for(last.id)
+            if widget is not None and options:
+                widget.show_error(last.error or "The reply failed.", options)
 
     def _show(self, conversation: Conversation, messages: list[StoredMessage]) -> None:
         """Show ``conversation`` (already read) in the view."""
