@@ -6,8 +6,11 @@ Markdown replies: paragraphs, lists, a code block every fifth reply) and a short
 alternately; a round is timed from the click (``open_conversation``) until the panel says
 the conversation is shown and Qt has laid out and painted what followed
 (``processEvents``). The short conversation is the baseline measured in the same run.
+The store keeps recently read conversations in memory, so the long one is also opened
+"cold" (``--cold-rounds``): each time through a fresh store that has not read it, as
+after a start of the app; the target applies to that figure.
 
-Target: median time to open the long conversation < 300 ms.
+Target: median time to open the long conversation, not read yet, < 300 ms.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def run(argv: list[str]) -> Result:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--cold-rounds", type=int, default=5)
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["QT_API"] = "pyside6"
@@ -76,7 +80,7 @@ def run(argv: list[str]) -> Result:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
-    times: dict[str, list[float]] = {"long": [], "short": []}
+    times: dict[str, list[float]] = {"long": [], "short": [], "cold": []}
     built: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
         db = Path(tmp) / "chat.db"
@@ -115,6 +119,16 @@ def run(argv: list[str]) -> Result:
                         if name == "long":
                             built["long"] = len(panel.view.widgets)
                             built["messages"] = panel.view.message_count
+                # cold: the store has not read the conversation yet (a fresh store each
+                # time, as after a start of the app)
+                for _ in range(args.cold_rounds):
+                    async with ChatStore(db) as fresh:
+                        panel.engine = ChatEngine(registry, fresh)
+                        panel.store = fresh
+                        await open_one(short_id)  # leave the long one
+                        times["cold"].append(await open_one(long_id))
+                        await panel.engine.aclose()
+                panel.engine, panel.store = engine, store
                 await panel.shutdown()
                 await engine.aclose()
                 panel.deleteLater()
@@ -125,24 +139,34 @@ def run(argv: list[str]) -> Result:
 
     long_ms = statistics.median(times["long"])
     short_ms = statistics.median(times["short"])
+    cold_ms = statistics.median(times["cold"])
     print(
         f"open-conversation: chat panel offscreen, {args.rounds} rounds, "
         f"{built['messages']} messages ({built['long']} built at first)"
     )
-    longest = max(times["long"])
-    print(f"  {args.messages:5d} messages: median {long_ms:7.1f} ms   max {longest:7.1f} ms")
-    print(f"     20 messages: median {short_ms:7.1f} ms   max {max(times['short']):7.1f} ms")
-    print(f"  target: < {TARGET_MS:.0f} ms for {args.messages} messages")
+    print(
+        f"  {args.messages:5d} messages, not read yet:   median {cold_ms:7.1f} ms   "
+        f"max {max(times['cold']):7.1f} ms   ({args.cold_rounds} rounds, a fresh store each)"
+    )
+    print(
+        f"  {args.messages:5d} messages, opened before: median {long_ms:7.1f} ms   "
+        f"max {max(times['long']):7.1f} ms   (the store keeps recent conversations in memory)"
+    )
+    short_max = max(times["short"])
+    print(f"     20 messages, opened before: median {short_ms:7.1f} ms   max {short_max:7.1f} ms")
+    print(f"  target: < {TARGET_MS:.0f} ms for {args.messages} messages not read yet")
     return Result(
         bench="open-conversation",
         figures={
             "messages": built["messages"],
             "widgets_built": built["long"],
-            "median_ms": round(long_ms, 1),
-            "max_ms": round(max(times["long"]), 1),
+            "cold_median_ms": round(cold_ms, 1),
+            "cold_max_ms": round(max(times["cold"]), 1),
+            "warm_median_ms": round(long_ms, 1),
+            "warm_max_ms": round(max(times["long"]), 1),
         },
         baseline={"messages": 20, "median_ms": round(short_ms, 1)},
-        ratios={"median": round(long_ms / short_ms, 3) if short_ms else 0.0},
-        targets={"median_ms": f"< {TARGET_MS:.0f}"},
-        met=long_ms < TARGET_MS and built["messages"] == args.messages,
+        ratios={"cold_median": round(cold_ms / short_ms, 3) if short_ms else 0.0},
+        targets={"cold_median_ms": f"< {TARGET_MS:.0f}"},
+        met=cold_ms < TARGET_MS and built["messages"] == args.messages,
     )
