@@ -1,0 +1,742 @@
+"""The MCP manager: every configured tool server kept running, its tools listed and callable.
+
+The only module of the app that imports the ``mcp`` SDK. What leaves it is plain values
+from :mod:`app.core.mcp.types`: statuses, tools, results and :class:`McpError`\\ s.
+
+One owner task per server opens the SDK's client inside itself and keeps it open: the SDK
+enters anyio cancel scopes and task groups when a connection opens, and they must be left
+in the task that entered them. The owner connects (stdio child process, streamable HTTP
+or SSE), initializes in the 2025 handshake mode (``mode="legacy"``: the discovery probe of
+``auto`` can add ten seconds to every connect of a server that ignores it), lists the tools
+and then waits for work of its own: a ``tools/list_changed`` notification (list again), a
+call that lost its connection (ping to see whether the server is still there), a stop, or
+the end of the connection (the server crashed). Tool calls themselves are requests on the
+open session, made from the caller's task: each call's timeout and cancellation scopes
+are entered and left there, and a call that times out or is cancelled sends
+``notifications/cancelled`` to the server (the SDK does that for an abandoned request).
+
+A server that crashes or cannot start is restarted after a growing delay (exponential
+backoff). If it fails too often in a short time, a circuit breaker stops the restarts
+until the user asks for one (:meth:`McpManager.restart`). The last 200 lines a stdio
+server wrote to stderr are kept with its status, so the reason can be shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
+
+import anyio
+import httpx2
+from mcp import Client, MCPError, StdioServerParameters
+from mcp import types as mcp_types
+from mcp.client import Transport as SdkTransport
+from mcp.client.session import IncomingMessage
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+
+from app import __version__
+from app.core.events import Event
+from app.core.mcp.stdio import StderrTail, child_environment
+from app.core.mcp.types import (
+    AudioPart,
+    ContentPart,
+    ImagePart,
+    McpConfigError,
+    McpError,
+    ResourcePart,
+    ServerConfig,
+    ServerState,
+    ServerStatus,
+    ServerUnavailable,
+    TextPart,
+    ToolCallFailed,
+    ToolInfo,
+    ToolResult,
+    ToolTimeout,
+    Transport,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["McpManager"]
+
+# The SDK's own per-request timer is set a little later than Corral's, so that Corral's
+# fires first and the caller gets a ToolTimeout either way.
+_SDK_TIMER_MARGIN_S: Final = 1.0
+# How long a server may take to stop when asked before it is cancelled hard (a stdio
+# child gets stdin closed, then SIGTERM, then SIGKILL: about six seconds at most).
+_STOP_GRACE_S: Final = 10.0
+# The longest a ping may take after a call lost its connection.
+_PING_TIMEOUT_S: Final = 10.0
+# Guard against a server whose tools/list never stops paginating.
+_MAX_TOOL_PAGES: Final = 100
+# An SSE stream or a long tool call may stay silent for this long at the HTTP level.
+_HTTP_READ_TIMEOUT_S: Final = 300.0
+
+_LIVE = (ServerState.READY, ServerState.DEGRADED)
+
+
+class _ConnectionLost(Exception):
+    """The session ended or stopped answering (a crash, from the manager's point of view)."""
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One configured server and its owner task (internal, touched only on the loop)."""
+
+    config: ServerConfig
+    status: ServerStatus
+    semaphore: asyncio.Semaphore
+    tail: StderrTail = field(default_factory=StderrTail)
+    task: asyncio.Task[None] | None = None
+    client: Client | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: set[str] = field(default_factory=set)
+    stopping: bool = False
+    serving: bool = False
+    reached_ready: bool = False
+    crashes: deque[float] = field(default_factory=deque)
+
+    def ask(self, what: str) -> None:
+        """Hand the owner task a piece of work ("closed", "refresh", "check")."""
+        self.pending.add(what)
+        self.wake.set()
+
+
+class _WatchedReadStream:
+    """The transport's read stream, reporting its end (the server went away) once."""
+
+    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+        self._ended = False
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._on_end()
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            item: SessionMessage | Exception = await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._end()
+            raise
+        return item
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _watched(
+    transport: SdkTransport, on_end: Callable[[], None]
+) -> AsyncIterator[tuple[Any, Any]]:
+    async with transport as (read_stream, write_stream):
+        yield _WatchedReadStream(read_stream, on_end), write_stream
+
+
+class McpManager:
+    """Runs the configured MCP servers and calls their tools.
+
+    Attributes:
+        changed: emitted with a server's new status whenever its state, reason, tools,
+            restart count or breaker changes (the stderr tail rides along, up to date).
+        connect_timeout_s: limit for starting, initializing and listing the tools.
+        call_timeout_s: default limit of a tool call (a server's ``timeout_s`` and the
+            ``timeout_s`` of a call take precedence).
+        max_concurrent_calls: calls in flight per server; more wait for a free slot
+            (the wait counts against the call's timeout).
+        backoff_initial_s, backoff_max_s: the delay before restarting a failed server
+            doubles from the first to at most the second.
+        breaker_crashes, breaker_window_s: that many failures within the window open the
+            circuit breaker: no more restarts until :meth:`restart`.
+    """
+
+    def __init__(
+        self,
+        configs: Iterable[ServerConfig] = (),
+        *,
+        connect_timeout_s: float = 30.0,
+        call_timeout_s: float = 120.0,
+        max_concurrent_calls: int = 4,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        breaker_crashes: int = 5,
+        breaker_window_s: float = 120.0,
+    ) -> None:
+        if max_concurrent_calls < 1:
+            raise ValueError("max_concurrent_calls must be at least 1")
+        if breaker_crashes < 1:
+            raise ValueError("breaker_crashes must be at least 1")
+        self.changed: Event[ServerStatus] = Event("mcp.changed")
+        self.connect_timeout_s = connect_timeout_s
+        self.call_timeout_s = call_timeout_s
+        self.max_concurrent_calls = max_concurrent_calls
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.breaker_crashes = breaker_crashes
+        self.breaker_window_s = breaker_window_s
+        self._slots: dict[str, _Slot] = {}
+        self._running = False
+        for config in _unique(configs):
+            self._slots[config.name] = self._new_slot(config)
+
+    # -- reading ----------------------------------------------------------------------
+    def status(self, name: str) -> ServerStatus:
+        """The server's status now (a stopped one with a reason if it is not configured)."""
+        slot = self._slots.get(name)
+        if slot is None:
+            return ServerStatus(name, reason=f"There is no MCP server named {name!r}.")
+        return replace(slot.status, stderr_tail=slot.tail.lines())
+
+    def statuses(self) -> list[ServerStatus]:
+        return [self.status(name) for name in self._slots]
+
+    def tools(self) -> list[ToolInfo]:
+        """The tools of every running (ready or degraded) server, in configuration order."""
+        out: list[ToolInfo] = []
+        for slot in self._slots.values():
+            if slot.config.enabled and slot.status.state in _LIVE:
+                out.extend(slot.status.tools)
+        return out
+
+    # -- running ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start every enabled server (call with the event loop running)."""
+        if self._running:
+            return
+        self._running = True
+        for slot in self._slots.values():
+            if slot.config.enabled:
+                self._launch(slot)
+            else:
+                self._publish(slot, state=ServerState.STOPPED, reason="Disabled.")
+
+    async def aclose(self) -> None:
+        """Stop every server (stdio children are ended) and wait until they are down."""
+        self._running = False
+        await asyncio.gather(*(self._halt(slot, "Stopped.") for slot in self._slots.values()))
+
+    async def set_configs(self, configs: Iterable[ServerConfig]) -> None:
+        """Replace the configuration: start new or enabled servers, stop removed or disabled
+        ones, restart the ones whose configuration changed. Unchanged ones keep running."""
+        wanted = {config.name: config for config in _unique(configs)}
+        halts: list[Awaitable[None]] = []
+        for name in [n for n in self._slots if n not in wanted]:
+            gone = self._slots.pop(name)
+            halts.append(self._halt(gone, "Removed from the configuration."))
+        added: list[_Slot] = []
+        edited: list[tuple[_Slot, ServerConfig]] = []
+        for name, config in wanted.items():
+            slot = self._slots.get(name)
+            if slot is None:
+                self._slots[name] = slot = self._new_slot(config)
+                added.append(slot)
+            elif slot.config != config:
+                halts.append(self._halt(slot, "Disabled." if not config.enabled else "Restarting."))
+                edited.append((slot, config))
+        await asyncio.gather(*halts)
+        self._slots = {name: self._slots[name] for name in wanted}  # configuration order
+        for slot in added:
+            self.changed.emit(self.status(slot.config.name))
+        for slot, config in edited:
+            slot.config = config
+            slot.crashes.clear()
+            self._publish(
+                slot,
+                state=ServerState.STOPPED,
+                reason="" if config.enabled else "Disabled.",
+                breaker_open=False,
+            )
+        for slot in [*added, *(s for s, _ in edited)]:
+            if slot.config.enabled and self._running:
+                self._launch(slot)
+
+    async def restart(self, name: str) -> None:
+        """Stop the server if it runs and start it again; closes an open circuit breaker."""
+        slot = self._slots.get(name)
+        if slot is None:
+            raise ServerUnavailable(f"There is no MCP server named {name!r}.")
+        if not slot.config.enabled:
+            raise ServerUnavailable(f"The MCP server {name} is disabled; enable it first.")
+        await self._halt(slot, "Restarting.")
+        slot.crashes.clear()
+        self._publish(slot, breaker_open=False)
+        if self._running:
+            self._launch(slot)
+
+    # -- calling ----------------------------------------------------------------------
+    async def call_tool(
+        self,
+        server: str,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> ToolResult:
+        """Call one tool and return its result (an ``is_error`` result is the tool's own
+        failure, for the model to see).
+
+        Raises:
+            ServerUnavailable: the server is not running; nothing was sent.
+            ToolTimeout: no answer in time; the server was told to cancel the call.
+            ToolCallFailed: unknown tool, rejected arguments, a protocol error, or the
+                connection was lost during the call.
+        """
+        slot = self._slots.get(server)
+        if slot is None:
+            raise ServerUnavailable(f"There is no MCP server named {server!r}.")
+        client = slot.client
+        status = slot.status
+        if client is None or status.state not in _LIVE:
+            why = f": {status.reason}" if status.reason else f" ({status.state.value})."
+            raise ServerUnavailable(
+                f"The MCP server {server} is not running, so {tool} was not called{why}"
+            )
+        if all(t.name != tool for t in status.tools):
+            raise ToolCallFailed(f"The MCP server {server} has no tool named {tool!r}.")
+        timeout = timeout_s if timeout_s is not None else slot.config.timeout_s
+        if timeout is None:
+            timeout = self.call_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                async with slot.semaphore:
+                    result = await client.call_tool(
+                        tool, dict(arguments), read_timeout_seconds=timeout + _SDK_TIMER_MARGIN_S
+                    )
+        except TimeoutError as exc:
+            raise self._timed_out(slot, tool, timeout) from exc
+        except MCPError as exc:
+            if exc.code == mcp_types.REQUEST_TIMEOUT:
+                raise self._timed_out(slot, tool, timeout) from exc
+            if exc.code == mcp_types.CONNECTION_CLOSED:
+                slot.ask("check")
+                raise ToolCallFailed(
+                    f"The MCP server {server} lost its connection while running {tool}."
+                ) from exc
+            raise ToolCallFailed(
+                f"{tool} on the MCP server {server} failed: {exc.message}"
+            ) from exc
+        except (ValidationError, RuntimeError) as exc:
+            raise ToolCallFailed(
+                f"The MCP server {server} sent a result for {tool} that is not valid: {exc}"
+            ) from exc
+        if slot.status.state is ServerState.DEGRADED and slot.client is client:
+            self._publish(slot, state=ServerState.READY, reason="")
+        return _result(result)
+
+    def _timed_out(self, slot: _Slot, tool: str, timeout: float) -> ToolTimeout:
+        if slot.status.state is ServerState.READY:
+            self._publish(
+                slot,
+                state=ServerState.DEGRADED,
+                reason=f"A call of {tool} did not answer within {timeout:g} s.",
+            )
+        return ToolTimeout(
+            f"{tool} on the MCP server {slot.config.name} did not answer within {timeout:g} s; "
+            "the server was told to stop it."
+        )
+
+    # -- one-off sessions -------------------------------------------------------------
+    async def test_connection(self, config: ServerConfig) -> ServerStatus:
+        """Start a one-off session with ``config``, list its tools and close it.
+
+        Never raises for a server that does not work: the status says why (state
+        ``failed``, reason and stderr tail), or lists the tools (state ``ready``).
+        """
+        tail = StderrTail()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                transport = await self._open_transport(config, stack, tail)
+                async with asyncio.timeout(self.connect_timeout_s):
+                    client = await stack.enter_async_context(self._client(transport, None))
+                    tools = await _list_tools(client, config.name)
+                version = _server_version(client)
+        except Exception as exc:
+            why = self._describe(exc, config)
+            return ServerStatus(
+                config.name,
+                ServerState.FAILED,
+                reason=f"{config.name} could not start: {why}.",
+                stderr_tail=tail.lines(),
+            )
+        return ServerStatus(
+            config.name,
+            ServerState.READY,
+            stderr_tail=tail.lines(),
+            tools=tools,
+            server_version=version,
+        )
+
+    async def detect_transport(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> Transport:
+        """Which HTTP transport the server at ``url`` speaks: streamable HTTP is tried first,
+        then SSE.
+
+        Raises:
+            McpConfigError: not an http(s) URL.
+            McpError: it answers neither way (the message has both reasons).
+        """
+        _check_url(url)
+        reasons: list[str] = []
+        for transport in (Transport.HTTP, Transport.SSE):
+            config = ServerConfig(name=url, transport=transport, url=url, headers=headers or {})
+            status = await self.test_connection(config)
+            if status.state is ServerState.READY:
+                return transport
+            label = "streamable HTTP" if transport is Transport.HTTP else "SSE"
+            reasons.append(f"{label}: {status.reason.removeprefix(f'{url} could not start: ')}")
+        raise McpError(f"No MCP server answers at {url}. " + " ".join(reasons))
+
+    # -- the owner task ---------------------------------------------------------------
+    def _new_slot(self, config: ServerConfig) -> _Slot:
+        state_reason = "" if config.enabled else "Disabled."
+        return _Slot(
+            config=config,
+            status=ServerStatus(config.name, ServerState.STOPPED, reason=state_reason),
+            semaphore=asyncio.Semaphore(self.max_concurrent_calls),
+        )
+
+    def _launch(self, slot: _Slot) -> None:
+        if slot.task is not None and not slot.task.done():
+            return
+        slot.stopping = False
+        slot.pending.clear()
+        slot.wake.clear()
+        slot.task = asyncio.get_running_loop().create_task(
+            self._own(slot), name=f"mcp server {slot.config.name}"
+        )
+
+    async def _halt(self, slot: _Slot, reason: str) -> None:
+        task, slot.task = slot.task, None
+        if task is not None and not task.done():
+            slot.stopping = True
+            if slot.serving:
+                slot.wake.set()  # a graceful stop: the session is closed by its owner
+                await asyncio.wait({task}, timeout=_STOP_GRACE_S)
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        slot.client = None
+        slot.serving = False
+        self._publish(slot, state=ServerState.STOPPED, reason=reason, tools=())
+
+    async def _own(self, slot: _Slot) -> None:
+        failures = 0
+        name = slot.config.name
+        while True:
+            self._publish(slot, state=ServerState.STARTING, reason="", tools=())
+            try:
+                await self._session(slot)
+            except Exception as exc:
+                why = self._describe(exc, slot.config)
+                log.warning(
+                    "MCP server %s failed: %s", name, why, exc_info=log.isEnabledFor(logging.DEBUG)
+                )
+            else:
+                return  # stopped on request
+            finally:
+                slot.serving = False
+                slot.client = None
+            verb = "stopped unexpectedly" if slot.reached_ready else "could not start"
+            now = time.monotonic()
+            slot.crashes.append(now)
+            while slot.crashes and now - slot.crashes[0] > self.breaker_window_s:
+                slot.crashes.popleft()
+            failures = 1 if slot.reached_ready else failures + 1
+            if len(slot.crashes) >= self.breaker_crashes:
+                self._publish(
+                    slot,
+                    state=ServerState.FAILED,
+                    reason=(
+                        f"{name} {verb}: {why}. It failed {len(slot.crashes)} times within "
+                        f"{self.breaker_window_s:g} s, so it is not restarted any more; "
+                        "restart it by hand once the cause is fixed."
+                    ),
+                    tools=(),
+                    breaker_open=True,
+                )
+                return
+            delay = min(self.backoff_initial_s * 2 ** (failures - 1), self.backoff_max_s)
+            self._publish(
+                slot,
+                state=ServerState.FAILED,
+                reason=f"{name} {verb}: {why}. Restarting in {delay:.1f} s.",
+                tools=(),
+            )
+            await asyncio.sleep(delay)
+            self._publish(slot, restarts=slot.status.restarts + 1)
+
+    async def _session(self, slot: _Slot) -> None:
+        """One connection, from connect to close; returns when asked to stop."""
+        slot.reached_ready = False
+        config = slot.config
+        async with contextlib.AsyncExitStack() as stack:
+            transport = await self._open_transport(config, stack, slot.tail)
+            watched = _watched(transport, lambda: slot.ask("closed"))
+            async with asyncio.timeout(self.connect_timeout_s):
+                client = await stack.enter_async_context(
+                    self._client(watched, lambda: slot.ask("refresh"))
+                )
+                tools = await _list_tools(client, config.name)
+            slot.client = client
+            slot.reached_ready = True
+            self._publish(
+                slot,
+                state=ServerState.READY,
+                reason="",
+                tools=tools,
+                server_version=_server_version(client),
+            )
+            slot.serving = True
+            await self._serve(slot, client)
+
+    async def _serve(self, slot: _Slot, client: Client) -> None:
+        while True:
+            await slot.wake.wait()
+            slot.wake.clear()
+            work, slot.pending = slot.pending, set()
+            if "closed" in work and not slot.stopping:
+                ended = " (its process ended)" if slot.config.transport is Transport.STDIO else ""
+                raise _ConnectionLost(f"the connection was closed{ended}")
+            if slot.stopping:
+                return
+            if "check" in work:
+                limit = min(self.connect_timeout_s, _PING_TIMEOUT_S)
+                try:
+                    async with asyncio.timeout(limit):
+                        await client.session.send_ping()
+                except TimeoutError as exc:
+                    raise _ConnectionLost(f"it did not answer a ping within {limit:g} s") from exc
+                except MCPError as exc:
+                    why = self._describe(exc, slot.config)
+                    raise _ConnectionLost(f"it stopped answering ({why})") from exc
+            if "refresh" in work:
+                await self._refresh(slot, client)
+
+    async def _refresh(self, slot: _Slot, client: Client) -> None:
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                tools = await _list_tools(client, slot.config.name)
+        except (MCPError, TimeoutError, ValidationError) as exc:
+            why = self._describe(exc, slot.config)
+            self._publish(
+                slot,
+                state=ServerState.DEGRADED,
+                reason=f"Its tool list changed but could not be read again: {why}.",
+            )
+            return
+        self._publish(slot, tools=tools)
+
+    # -- connecting -------------------------------------------------------------------
+    async def _open_transport(
+        self, config: ServerConfig, stack: contextlib.AsyncExitStack, tail: StderrTail
+    ) -> SdkTransport:
+        """The SDK transport for ``config``; what it needs (stderr pipe, HTTP client) is
+        entered into ``stack`` so that it closes after the session."""
+        if config.transport is Transport.STDIO:
+            if not config.command.strip():
+                raise McpConfigError("no command is configured")
+            errlog = await stack.enter_async_context(tail.capture(config.name))
+            params = StdioServerParameters(
+                command=config.command,
+                args=list(config.args),
+                env=child_environment(config.env),
+                cwd=config.cwd or None,
+            )
+            return stdio_client(params, errlog=errlog)
+        _check_url(config.url)
+        call_timeout = max(self.call_timeout_s, config.timeout_s or 0.0)
+        read_timeout = max(_HTTP_READ_TIMEOUT_S, call_timeout + 5.0)
+        if config.transport is Transport.SSE:
+            return sse_client(
+                config.url,
+                headers=dict(config.headers),
+                timeout=self.connect_timeout_s,
+                sse_read_timeout=read_timeout,
+            )
+        http = httpx2.AsyncClient(
+            headers=dict(config.headers),
+            timeout=httpx2.Timeout(self.connect_timeout_s, read=read_timeout),
+        )
+        await stack.enter_async_context(http)
+        return streamable_http_client(config.url, http_client=http)
+
+    def _client(
+        self, transport: SdkTransport, on_tools_changed: Callable[[], None] | None
+    ) -> Client:
+        async def on_message(message: IncomingMessage) -> None:
+            if isinstance(message, mcp_types.ToolListChangedNotification):
+                if on_tools_changed is not None:
+                    on_tools_changed()
+            elif isinstance(message, Exception):
+                log.debug("MCP transport reported %r", message)
+
+        return Client(
+            transport,
+            mode="legacy",
+            read_timeout_seconds=self.connect_timeout_s,
+            message_handler=on_message,
+            client_info=mcp_types.Implementation(name="corral", version=__version__),
+            cache=None,
+        )
+
+    def _describe(self, exc: BaseException, config: ServerConfig) -> str:
+        """Why a connection failed, in a few plain words (no final full stop)."""
+        exc = _leaf(exc)
+        where = config.url or config.command
+        if isinstance(exc, _ConnectionLost | McpError):
+            return str(exc)
+        if isinstance(exc, TimeoutError):  # before OSError: it is one
+            return f"it did not get ready within {self.connect_timeout_s:g} s"
+        if isinstance(exc, FileNotFoundError):
+            return f"the command {config.command!r} was not found"
+        if isinstance(exc, PermissionError):
+            return f"the command {config.command!r} may not be run (permission denied)"
+        if isinstance(exc, OSError) and config.transport is Transport.STDIO:
+            return f"the command {config.command!r} could not be started ({exc.strerror or exc})"
+        if isinstance(exc, httpx2.ConnectTimeout):
+            return f"{where} did not accept a connection within {self.connect_timeout_s:g} s"
+        if isinstance(exc, httpx2.ConnectError):
+            return f"nothing answers at {where}"
+        if isinstance(exc, httpx2.HTTPStatusError):
+            code = exc.response.status_code
+            hint = " (check the headers or the token)" if code in (401, 403) else ""
+            return f"{where} answered HTTP {code}{hint}"
+        if isinstance(exc, httpx2.HTTPError):
+            return f"the connection to {where} failed ({exc})"
+        if isinstance(exc, MCPError):
+            if exc.code == mcp_types.CONNECTION_CLOSED:
+                return "the connection was closed"
+            if exc.code == mcp_types.REQUEST_TIMEOUT:
+                return "it did not answer in time"
+            return f"it answered with an error: {exc.message}"
+        if isinstance(exc, ValidationError):
+            return "it sent a message that does not follow the MCP protocol"
+        return f"{type(exc).__name__}: {exc}"
+
+    def _publish(self, slot: _Slot, **changes: Any) -> None:
+        """Update a server's status; emit it if anything but the stderr tail changed."""
+        old = slot.status
+        new = replace(old, **changes)
+        if new == old:
+            return
+        slot.status = new
+        if self._slots.get(slot.config.name) is slot or new.state is ServerState.STOPPED:
+            self.changed.emit(replace(new, stderr_tail=slot.tail.lines()))
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _unique(configs: Iterable[ServerConfig]) -> list[ServerConfig]:
+    out: dict[str, ServerConfig] = {}
+    for config in configs:
+        if config.name in out:
+            raise McpConfigError(f"Two MCP servers are named {config.name!r}; names must differ.")
+        out[config.name] = config
+    return list(out.values())
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise McpConfigError(f"{url!r} is not an http:// or https:// address")
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _server_version(client: Client) -> str:
+    info = client.server_info
+    if info is None:
+        return ""
+    return f"{info.name} {info.version}".strip()
+
+
+async def _list_tools(client: Client, server: str) -> tuple[ToolInfo, ...]:
+    tools: list[ToolInfo] = []
+    cursor: str | None = None
+    for _ in range(_MAX_TOOL_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools.extend(_tool_info(server, tool) for tool in page.tools)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tuple(tools)
+
+
+def _tool_info(server: str, tool: mcp_types.Tool) -> ToolInfo:
+    notes = tool.annotations
+    return ToolInfo(
+        server=server,
+        name=tool.name,
+        title=tool.title or (notes.title if notes is not None else None) or "",
+        description=tool.description or "",
+        input_schema=dict(tool.input_schema),
+        output_schema=dict(tool.output_schema) if tool.output_schema is not None else None,
+        read_only=notes.read_only_hint if notes is not None else None,
+        destructive=notes.destructive_hint if notes is not None else None,
+        idempotent=notes.idempotent_hint if notes is not None else None,
+        open_world=notes.open_world_hint if notes is not None else None,
+    )
+
+
+def _result(result: mcp_types.CallToolResult) -> ToolResult:
+    parts: list[ContentPart] = []
+    for block in result.content:
+        if isinstance(block, mcp_types.TextContent):
+            parts.append(TextPart(block.text))
+        elif isinstance(block, mcp_types.ImageContent):
+            parts.append(ImagePart(block.mime_type, block.data))
+        elif isinstance(block, mcp_types.AudioContent):
+            parts.append(AudioPart(block.mime_type, block.data))
+        elif isinstance(block, mcp_types.ResourceLink):
+            parts.append(ResourcePart(str(block.uri), mime_type=block.mime_type or ""))
+        elif isinstance(block, mcp_types.EmbeddedResource):
+            res = block.resource
+            text = res.text if isinstance(res, mcp_types.TextResourceContents) else ""
+            parts.append(ResourcePart(str(res.uri), text=text, mime_type=res.mime_type or ""))
+    structured: Mapping[str, Any] | None
+    raw = result.structured_content
+    if raw is None:
+        structured = None
+    elif isinstance(raw, Mapping):
+        structured = dict(raw)
+    else:  # any JSON value is allowed from 2026-07-28 on
+        structured = {"result": raw}
+    return ToolResult(tuple(parts), structured, bool(result.is_error))
