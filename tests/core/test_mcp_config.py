@@ -129,7 +129,7 @@ def test_without_a_keyring_nothing_is_written_for_a_server_with_secrets(tmp_path
 
 
 def test_a_template_header_is_not_a_secret(tmp_path: Path) -> None:
-    store, kr = make(tmp_path, backend=fail.Keyring())
+    store, _ = make(tmp_path, backend=fail.Keyring())
     remote = ServerConfig(
         name="hf",
         transport=Transport.HTTP,
