@@ -1,0 +1,7 @@
+from fastmcp import FastMCP
+
+mcp = FastMCP("weather")
+
+
+def main() -> None:
+    mcp.run()
