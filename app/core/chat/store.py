@@ -6,7 +6,9 @@ is versioned with ``PRAGMA user_version``:
 
 - version 1: conversations and messages;
 - version 2: full-text search (FTS5) over message text and conversation titles, kept up
-  to date by triggers and filled from the existing rows, and ``branched_from``.
+  to date by triggers and filled from the existing rows, and ``branched_from``;
+- version 3: tool calls: a conversation's ``tools_enabled``; a reply's ``tool_calls``
+  and ``note``; a "tool" message's ``tool`` (the call and its result, JSON).
 
 A reply being streamed is written as it grows (see ``ChatEngine``) with status
 ``streaming``; a file opened with such a message left over from a crash gets it marked
@@ -47,18 +49,22 @@ from app.core.chat.types import (
     MessageStatus,
     SearchHit,
     StoredMessage,
+    ToolRecord,
     stats_from_json,
     stats_to_json,
+    tool_calls_from_json,
+    tool_calls_to_json,
 )
 from app.core.errors import CorralError, InvalidInput, StoreError
-from app.core.hosts.base import ChatStats
+from app.core.events import Event
+from app.core.hosts.base import ChatStats, ToolCall
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EXPORT_FORMAT = "corral.chat"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: tool calls, tool messages, notes, tools_enabled
 INTERRUPTED = "Corral closed before this reply was finished; the text up to then is kept."
 
 
@@ -142,8 +148,15 @@ INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
 INSERT INTO titles_fts(titles_fts) VALUES ('rebuild');
 """
 
+_V3 = """
+ALTER TABLE conversations ADD COLUMN tools_enabled INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE messages ADD COLUMN tool_calls TEXT;
+ALTER TABLE messages ADD COLUMN tool TEXT;
+ALTER TABLE messages ADD COLUMN note TEXT NOT NULL DEFAULT '';
+"""
+
 #: Each step takes the file from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -166,6 +179,16 @@ class ReplyState:
     status: MessageStatus
     stats: ChatStats | None = None
     error: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    note: str = ""
+
+
+def _calls_json(calls: Sequence[ToolCall]) -> str | None:
+    return json.dumps(tool_calls_to_json(tuple(calls))) if calls else None
+
+
+def _tool_json(record: ToolRecord | None) -> str | None:
+    return json.dumps(record.to_json()) if record is not None else None
 
 
 @dataclass(frozen=True)
@@ -195,6 +218,7 @@ class ChatStore:
     Attributes:
         path: the database file.
         timeout_s: deadline of every call (the database's busy timeout is the same).
+        deleted: emitted with a conversation's id once it is deleted.
     """
 
     def __init__(
@@ -211,6 +235,7 @@ class ChatStore:
         self._last_write_any = 0  # number of the last write that may touch any conversation
         self._last_write: dict[str, int] = {}  # per conversation, while reads are in flight
         self._reads = 0  # cache-filling reads in flight
+        self.deleted: Event[str] = Event("chat.deleted")
 
     # -- life ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -395,6 +420,7 @@ class ChatStore:
             created_at=_ts(row["created_at"]),
             updated_at=_ts(row["updated_at"]),
             branched_from=row["branched_from"],
+            tools_enabled=bool(row["tools_enabled"]),
         )
 
     @staticmethod
@@ -415,6 +441,11 @@ class ChatStore:
             error=row["error"],
             created_at=_ts(row["created_at"]),
             updated_at=_ts(row["updated_at"]),
+            tool_calls=tool_calls_from_json(json.loads(row["tool_calls"]))
+            if row["tool_calls"]
+            else (),
+            tool=ToolRecord.from_json(json.loads(row["tool"])) if row["tool"] else None,
+            note=row["note"],
         )
 
     def _get_conversation(self, conversation_id: str) -> Conversation:
@@ -445,7 +476,8 @@ class ChatStore:
     def _insert_conversation(self, c: Conversation, now: float) -> None:
         self._conn().execute(
             "INSERT INTO conversations (id, title, host_id, model, system_prompt, options,"
-            " created_at, updated_at, branched_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, updated_at, branched_from, tools_enabled)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 c.id,
                 c.title,
@@ -456,6 +488,7 @@ class ChatStore:
                 _epoch(c.created_at) or now,
                 _epoch(c.updated_at) or now,
                 c.branched_from,
+                int(c.tools_enabled),
             ),
         )
 
@@ -463,8 +496,8 @@ class ChatStore:
         stats = stats_to_json(m.stats)
         self._conn().execute(
             "INSERT INTO messages (id, conversation_id, seq, role, content, thinking, host_id,"
-            " model, options, stats, status, error, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " model, options, stats, status, error, created_at, updated_at, tool_calls, tool,"
+            " note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 m.id,
                 m.conversation_id,
@@ -480,6 +513,9 @@ class ChatStore:
                 m.error,
                 _epoch(m.created_at) or now,
                 _epoch(m.updated_at) or now,
+                _calls_json(m.tool_calls),
+                _tool_json(m.tool),
+                m.note,
             ),
         )
 
@@ -497,6 +533,7 @@ class ChatStore:
         title: str = "",
         system_prompt: str = "",
         options: ChatOptions | None = None,
+        tools_enabled: bool = True,
     ) -> Conversation:
         if not model.strip():
             raise InvalidInput("Choose a model for the conversation.")
@@ -509,6 +546,7 @@ class ChatStore:
             model=model.strip(),
             system_prompt=system_prompt,
             options=options or ChatOptions(),
+            tools_enabled=tools_enabled,
         )
 
         def go() -> Conversation:
@@ -559,6 +597,7 @@ class ChatStore:
         model: str | None = None,
         system_prompt: str | None = None,
         options: ChatOptions | None = None,
+        tools_enabled: bool | None = None,
     ) -> Conversation:
         """Change a conversation; None leaves a setting as it is."""
         changes: dict[str, object] = {}
@@ -576,6 +615,8 @@ class ChatStore:
             changes["system_prompt"] = system_prompt
         if options is not None:
             changes["options"] = json.dumps(options.to_json())
+        if tools_enabled is not None:
+            changes["tools_enabled"] = int(tools_enabled)
 
         def go() -> Conversation:
             db = self._conn()
@@ -604,6 +645,7 @@ class ChatStore:
                 db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
         await self._write(conversation_id, go)
+        self.deleted.emit(conversation_id)
 
     async def duplicate(
         self, conversation_id: str, *, up_to_message_id: str | None = None, title: str = ""
@@ -649,6 +691,7 @@ class ChatStore:
             created_at=_ts(now),
             updated_at=_ts(now),
             branched_from=branched_from,
+            tools_enabled=source.tools_enabled,
         )
         self._insert_conversation(copy, now)
         for m in messages:
@@ -811,14 +854,15 @@ class ChatStore:
         host_id: str = "",
         model: str = "",
         options_json: str = "{}",
+        tool: ToolRecord | None = None,
     ) -> None:
         """(Worker thread, in a transaction) A message at the end of an existing conversation."""
         db = self._conn()
         now = self._clock()
         db.execute(
             "INSERT INTO messages (id, conversation_id, seq, role, content, host_id, model,"
-            " options, status, created_at, updated_at)"
-            " SELECT ?, ?, COALESCE(MAX(seq), -1) + 1, ?, ?, ?, ?, ?, ?, ?, ?"
+            " options, status, created_at, updated_at, tool)"
+            " SELECT ?, ?, COALESCE(MAX(seq), -1) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?"
             " FROM messages WHERE conversation_id = ?",
             (
                 message_id,
@@ -831,6 +875,7 @@ class ChatStore:
                 status.value,
                 now,
                 now,
+                _tool_json(tool),
                 conversation_id,
             ),
         )
@@ -891,6 +936,46 @@ class ChatStore:
             conversation_id, self.open_reply_sync, conversation_id, text, reply_id, host_id
         )
 
+    def append_reply_sync(
+        self, conversation_id: str, reply_id: str, host_id: str, model: str
+    ) -> None:
+        """(Worker thread) An empty reply with status ``streaming`` at the end of the
+        conversation (the model answering again after tool results); one transaction."""
+        db = self._conn()
+        with db:
+            db.execute("BEGIN")
+            row = db.execute(
+                "SELECT options FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            if row is None:
+                raise InvalidInput("That conversation no longer exists.")
+            self._append(
+                conversation_id,
+                reply_id,
+                "assistant",
+                "",
+                MessageStatus.STREAMING,
+                host_id,
+                model,
+                row["options"],
+            )
+
+    def add_tool_message_sync(
+        self,
+        conversation_id: str,
+        message_id: str,
+        content: str,
+        record: ToolRecord,
+        status: MessageStatus = MessageStatus.COMPLETE,
+    ) -> None:
+        """(Worker thread) A "tool" message at the end of the conversation: ``content`` is
+        what the model was told, ``record`` the call and its result; one transaction."""
+        db = self._conn()
+        with db:
+            db.execute("BEGIN")
+            self._get_conversation(conversation_id)
+            self._append(conversation_id, message_id, "tool", content, status, tool=record)
+
     def save_reply_sync(self, state: ReplyState) -> None:
         """(Worker thread) Write a reply's text, place and status; one transaction."""
         db = self._conn()
@@ -899,7 +984,8 @@ class ChatStore:
             db.execute("BEGIN")
             db.execute(
                 "UPDATE messages SET content = ?, thinking = ?, host_id = ?, model = ?,"
-                " status = ?, stats = ?, error = ?, updated_at = ? WHERE id = ?",
+                " status = ?, stats = ?, error = ?, tool_calls = ?, note = ?, updated_at = ?"
+                " WHERE id = ?",
                 (
                     state.content,
                     state.thinking,
@@ -908,6 +994,8 @@ class ChatStore:
                     state.status.value,
                     json.dumps(stats) if stats is not None else None,
                     state.error,
+                    _calls_json(state.tool_calls),
+                    state.note,
                     self._clock(),
                     state.message_id,
                 ),
@@ -982,21 +1070,8 @@ class ChatStore:
                 "options": conversation.options.to_json(),
                 "created_at": _epoch(conversation.created_at),
                 "updated_at": _epoch(conversation.updated_at),
-                "messages": [
-                    {
-                        "role": m.role,
-                        "content": m.content,
-                        "thinking": m.thinking,
-                        "host_id": m.host_id,
-                        "model": m.model,
-                        "options": m.options.to_json(),
-                        "stats": stats_to_json(m.stats),
-                        "status": m.status.value,
-                        "error": m.error,
-                        "created_at": _epoch(m.created_at),
-                    }
-                    for m in messages
-                ],
+                "tools_enabled": conversation.tools_enabled,
+                "messages": [_export_message(m) for m in messages],
             },
         }
 
@@ -1021,6 +1096,28 @@ class ChatStore:
 
         imported, _ = await self._write_and_fill(conversation.id, go, lambda c: c)
         return imported
+
+
+def _export_message(m: StoredMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "role": m.role,
+        "content": m.content,
+        "thinking": m.thinking,
+        "host_id": m.host_id,
+        "model": m.model,
+        "options": m.options.to_json(),
+        "stats": stats_to_json(m.stats),
+        "status": m.status.value,
+        "error": m.error,
+        "created_at": _epoch(m.created_at),
+    }
+    if m.tool_calls:
+        out["tool_calls"] = tool_calls_to_json(m.tool_calls)
+    if m.tool is not None:
+        out["tool"] = m.tool.to_json()
+    if m.note:
+        out["note"] = m.note
+    return out
 
 
 # -- migrations ----------------------------------------------------------------------------
@@ -1087,7 +1184,16 @@ def render_markdown(conversation: Conversation, messages: Sequence[StoredMessage
         lines += [f"## {head}", ""]
         if m.thinking:
             lines += ["<details><summary>Thinking</summary>", "", m.thinking, "", "</details>", ""]
+        if m.role == "tool" and m.tool is not None:
+            where = f" on {m.tool.server}" if m.tool.server else ""
+            arguments = json.dumps(dict(m.tool.arguments), ensure_ascii=False)
+            lines += [f"`{m.tool.tool or m.tool.name}`{where} called with `{arguments}`:", ""]
         lines += [m.content, ""]
+        for call in m.tool_calls:
+            arguments = json.dumps(dict(call.arguments), ensure_ascii=False)
+            lines += [f"*Asked for the tool `{call.name}` with `{arguments}`.*", ""]
+        if m.note:
+            lines += [f"*({m.note})*", ""]
         if m.status is MessageStatus.STOPPED:
             lines += ["*(stopped)*", ""]
         elif m.status in (MessageStatus.FAILED, MessageStatus.STREAMING):
@@ -1153,12 +1259,20 @@ def parse_export(data: str | bytes | Mapping[str, Any]) -> tuple[Conversation, l
         options=ChatOptions.from_json(raw.get("options")),
         created_at=_time(where, raw, "created_at"),
         updated_at=_time(where, raw, "updated_at"),
+        tools_enabled=_flag(where, raw, "tools_enabled", default=True),
     )
     items = raw.get("messages", [])
     if not isinstance(items, list):
         raise InvalidInput("The conversation's messages must be a list.")
     messages = [_parse_message(conversation.id, i, item) for i, item in enumerate(_each(items))]
     return conversation, messages
+
+
+def _flag(where: str, data: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{where}: {key!r} must be true or false.")
+    return value
 
 
 def _each(items: Iterable[object]) -> Iterable[Mapping[str, Any]]:
@@ -1185,6 +1299,9 @@ def _parse_message(conversation_id: str, index: int, item: Mapping[str, Any]) ->
         stats = stats_from_json(item.get("stats"))
     except InvalidInput as exc:
         raise InvalidInput(f"{where}: {exc.message}") from exc
+    tool_calls = tool_calls_from_json(item.get("tool_calls"), where)
+    tool = item.get("tool")
+    record = None if tool is None else ToolRecord.from_json(tool, where)
     created = _time(where, item, "created_at")
     return StoredMessage(
         id=new_id(),
@@ -1201,4 +1318,7 @@ def _parse_message(conversation_id: str, index: int, item: Mapping[str, Any]) ->
         error=_text(where, item, "error"),
         created_at=created,
         updated_at=created,
+        tool_calls=tool_calls,
+        tool=record,
+        note=_text(where, item, "note"),
     )

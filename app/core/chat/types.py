@@ -12,8 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.core.chat.tools import Decision
 from app.core.errors import CorralError, InvalidInput
-from app.core.hosts.base import ChatStats, ContentChunk, ThinkingChunk, ToolCallChunk
+from app.core.hosts.base import ChatStats, ContentChunk, ThinkingChunk, ToolCall, ToolCallChunk
+from app.core.mcp.types import (
+    AudioPart,
+    ContentPart,
+    ImagePart,
+    ResourcePart,
+    TextPart,
+    ToolInfo,
+    ToolResult,
+)
 
 #: The host id of a conversation that lets Corral pick the host for every reply.
 AUTO = "auto"
@@ -172,6 +182,7 @@ class Conversation:
         options: sampling and run options.
         created_at, updated_at: UTC times; the list is sorted by ``updated_at``.
         branched_from: id of the message this conversation was branched from ("" if none).
+        tools_enabled: the model is offered the MCP tools (when there are any).
     """
 
     id: str
@@ -183,6 +194,162 @@ class Conversation:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     branched_from: str = ""
+    tools_enabled: bool = True
+
+
+# -- tool calls as stored --------------------------------------------------------------------
+
+
+def _where(where: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{where}: {message}" if where else message)
+
+
+def _json_object(where: str, what: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _where(where, f"{what} must be a JSON object.")
+    return {str(k): v for k, v in value.items()}
+
+
+def _json_text(where: str, data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise _where(where, f"{key!r} must be text.")
+    return value
+
+
+def tool_calls_to_json(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in calls]
+
+
+def tool_calls_from_json(data: object, where: str = "") -> tuple[ToolCall, ...]:
+    """Tool calls from their JSON form; InvalidInput for anything else."""
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise _where(where, "the tool calls must be a list.")
+    calls = []
+    for item in data:
+        call = _json_object(where, "A tool call", item)
+        calls.append(
+            ToolCall(
+                name=_json_text(where, call, "name"),
+                arguments=_json_object(where, "A tool call's arguments", call.get("arguments", {})),
+                id=_json_text(where, call, "id"),
+            )
+        )
+    return tuple(calls)
+
+
+def part_to_json(part: ContentPart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        return {"type": "image", "mime_type": part.mime_type, "data": part.data}
+    if isinstance(part, AudioPart):
+        return {"type": "audio", "mime_type": part.mime_type, "data": part.data}
+    return {"type": "resource", "uri": part.uri, "text": part.text, "mime_type": part.mime_type}
+
+
+def part_from_json(data: object, where: str = "") -> ContentPart:
+    item = _json_object(where, "A tool result's part", data)
+    kind = item.get("type")
+    if kind == "text":
+        return TextPart(_json_text(where, item, "text"))
+    if kind == "image":
+        return ImagePart(_json_text(where, item, "mime_type"), _json_text(where, item, "data"))
+    if kind == "audio":
+        return AudioPart(_json_text(where, item, "mime_type"), _json_text(where, item, "data"))
+    if kind == "resource":
+        return ResourcePart(
+            _json_text(where, item, "uri"),
+            _json_text(where, item, "text"),
+            _json_text(where, item, "mime_type"),
+        )
+    raise _where(where, f"unknown kind of tool result part {kind!r}.")
+
+
+@dataclass(frozen=True)
+class ToolRecord:
+    """What a "tool" message records: one call the model asked for, and what came of it.
+
+    The message's ``content`` is what the model was told (the result's text, or why there
+    is none).
+
+    Attributes:
+        call_id: the call it answers (one of the asking assistant message's ``tool_calls``).
+        name: the name the model called it by (as offered: sanitised, maybe prefixed).
+        server, tool: the MCP server and the tool's own name there ("" both when the
+            model named a tool that does not exist).
+        arguments: what the model called it with.
+        content, structured: the result's content parts (text, images, audio, resources)
+            and structured content; empty when the call was not made or failed.
+        is_error: the model was told the call failed (the tool's own error, a failure, a
+            timeout, a refusal, no such tool, not run).
+        decision: how the call was decided (None when nothing was decided: no such tool,
+            not run, stopped before it was decided).
+        duration_ms: how long the call took (None when it was not made).
+    """
+
+    call_id: str
+    name: str
+    server: str = ""
+    tool: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    content: tuple[ContentPart, ...] = ()
+    structured: Mapping[str, Any] | None = None
+    is_error: bool = False
+    decision: Decision | None = None
+    duration_ms: float | None = None
+
+    @property
+    def result(self) -> ToolResult:
+        return ToolResult(self.content, self.structured, self.is_error)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "name": self.name,
+            "server": self.server,
+            "tool": self.tool,
+            "arguments": dict(self.arguments),
+            "content": [part_to_json(p) for p in self.content],
+            "structured": dict(self.structured) if self.structured is not None else None,
+            "is_error": self.is_error,
+            "decision": self.decision.value if self.decision is not None else None,
+            "duration_ms": self.duration_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "") -> ToolRecord:
+        """A record from its JSON form; InvalidInput for anything else."""
+        item = _json_object(where, "The tool call", data)
+        parts = item.get("content", [])
+        if not isinstance(parts, list):
+            raise _where(where, "the tool result's content must be a list.")
+        structured = item.get("structured")
+        decision = item.get("decision")
+        try:
+            decided = None if decision is None else Decision(decision)
+        except ValueError as exc:
+            raise _where(where, f"unknown tool call decision {decision!r}.") from exc
+        is_error = item.get("is_error", False)
+        if not isinstance(is_error, bool):
+            raise _where(where, "'is_error' must be true or false.")
+        duration = _number("duration_ms", item.get("duration_ms"))
+        return cls(
+            call_id=_json_text(where, item, "call_id"),
+            name=_json_text(where, item, "name"),
+            server=_json_text(where, item, "server"),
+            tool=_json_text(where, item, "tool"),
+            arguments=_json_object(where, "The tool call's arguments", item.get("arguments", {})),
+            content=tuple(part_from_json(p, where) for p in parts),
+            structured=None
+            if structured is None
+            else _json_object(where, "The structured result", structured),
+            is_error=is_error,
+            decision=decided,
+            duration_ms=None if duration is None else float(duration),
+        )
 
 
 @dataclass(frozen=True)
@@ -197,6 +364,11 @@ class StoredMessage:
         stats: the reply's figures once it finished (None before, or if it did not).
         status: see :class:`MessageStatus`.
         error: why a reply failed, in plain words ("" otherwise).
+        tool_calls: for a reply, the tool calls the model asked for (with the ids the
+            "tool" messages after it answer).
+        tool: for a "tool" message, the call and its result (None otherwise).
+        note: a remark on a reply for the user ("" for none), e.g. that it stopped
+            after the most rounds of tool calls a reply may have.
     """
 
     id: str
@@ -213,6 +385,9 @@ class StoredMessage:
     error: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool: ToolRecord | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,7 +445,12 @@ class HostSwitched:
 
 @dataclass(frozen=True)
 class ReplyFinished:
-    """The reply is complete and saved."""
+    """The reply is complete and saved.
+
+    ``message`` is the last reply message (after tool calls, the model's last answer;
+    its ``note`` says when it ended at the limit of tool rounds); ``stats`` are that last
+    round's figures (each reply message keeps its own round's).
+    """
 
     message: StoredMessage
     stats: ChatStats
@@ -278,7 +458,12 @@ class ReplyFinished:
 
 @dataclass(frozen=True)
 class ReplyStopped:
-    """The user stopped the reply; what had arrived is saved (status ``stopped``)."""
+    """The user stopped the reply; what had arrived is saved (status ``stopped``).
+
+    ``message`` is the reply message being written, or, when the stop came while a tool
+    call waited for approval or ran, the message that asked for it (the calls that had no
+    result get a "tool" message saying they were stopped).
+    """
 
     message: StoredMessage
 
@@ -298,5 +483,92 @@ class ReplyFailed:
     retry: tuple[RetryOption, ...]
 
 
+@dataclass(frozen=True)
+class ToolsDropped:
+    """The model cannot use tools on this host; it answers without them (``text`` says so)."""
+
+    host_id: str
+    model: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallRequested:
+    """The model asked for a tool call (one event per call, in the order asked).
+
+    Attributes:
+        conversation_id, message_id: the reply (assistant message) that asked.
+        call_id: the call's id; the events that follow for it carry the same.
+        name: the name the model called (as offered to it).
+        server: the MCP server that has the tool ("" when there is no such tool).
+        tool: the tool as the server describes it (for a tool that does not exist, a
+            bare ToolInfo with ``name`` and no server).
+        arguments: what the model wants to call it with.
+        needs_approval: the user is asked now (the engine's Approver is awaited);
+            otherwise a rule decides (or there is nothing to decide).
+    """
+
+    conversation_id: str
+    message_id: str
+    call_id: str
+    name: str
+    server: str
+    tool: ToolInfo
+    arguments: Mapping[str, Any]
+    needs_approval: bool
+
+
+@dataclass(frozen=True)
+class ToolCallDecided:
+    """Whether the call runs. ``asked``: the user answered (else a rule did, or no one
+    could be asked and the call was declined). ``note``: a remark for the user ("" none),
+    e.g. that "allow always" could not be saved."""
+
+    call_id: str
+    decision: Decision
+    asked: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    """A call is over and its "tool" message saved.
+
+    Attributes:
+        call_id: the call.
+        message_id: the "tool" message that records it.
+        result: what the tool returned (None when it was not called or the call failed);
+            a result with ``is_error`` is the tool's own failure.
+        error: what the model was told instead of a result, in plain words ("" when the
+            tool returned one without ``is_error``).
+        duration_ms: how long the call took (None when it was not made).
+    """
+
+    call_id: str
+    message_id: str
+    result: ToolResult | None
+    error: str
+    duration_ms: float | None
+
+
+@dataclass(frozen=True)
+class ReplyContinued:
+    """The tool results went back to the model, which answers again: what follows is
+    saved as the new reply ``message_id`` (the ``round``-th after the first)."""
+
+    conversation_id: str
+    message_id: str
+    round: int
+
+
+ToolEvent = ToolCallRequested | ToolCallDecided | ToolCallFinished | ReplyContinued | ToolsDropped
 ReplyEnd = ReplyFinished | ReplyStopped | ReplyFailed
-ReplyEvent = ReplyStarted | HostSwitched | ContentChunk | ThinkingChunk | ToolCallChunk | ReplyEnd
+ReplyEvent = (
+    ReplyStarted
+    | HostSwitched
+    | ContentChunk
+    | ThinkingChunk
+    | ToolCallChunk
+    | ToolEvent
+    | ReplyEnd
+)
