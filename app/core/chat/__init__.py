@@ -1,14 +1,25 @@
-"""Chat: conversations, the reply engine, host routing and the SQLite history."""
+"""Chat: conversations, the reply engine, host routing, MCP tool calls and the SQLite history."""
 
 from app.core.chat.engine import ChatEngine, Flushed, ReplyHandle
 from app.core.chat.routing import Candidate, Router
 from app.core.chat.store import ChatStore, Edited
+from app.core.chat.tools import (
+    AllowList,
+    ApprovalRequest,
+    ApprovalRules,
+    Approver,
+    Decision,
+    MemoryAllowList,
+    ToolCatalog,
+    ToolProvider,
+)
 from app.core.chat.types import (
     AUTO,
     ChatOptions,
     Conversation,
     HostSwitched,
     MessageStatus,
+    ReplyContinued,
     ReplyEvent,
     ReplyFailed,
     ReplyFinished,
@@ -18,20 +29,32 @@ from app.core.chat.types import (
     RetryOption,
     SearchHit,
     StoredMessage,
+    ToolCallDecided,
+    ToolCallFinished,
+    ToolCallRequested,
+    ToolRecord,
+    ToolsDropped,
 )
 from app.core.errors import StoreError
 
 __all__ = [
     "AUTO",
+    "AllowList",
+    "ApprovalRequest",
+    "ApprovalRules",
+    "Approver",
     "Candidate",
     "ChatEngine",
     "ChatOptions",
     "ChatStore",
     "Conversation",
+    "Decision",
     "Edited",
     "Flushed",
     "HostSwitched",
+    "MemoryAllowList",
     "MessageStatus",
+    "ReplyContinued",
     "ReplyEvent",
     "ReplyFailed",
     "ReplyFinished",
@@ -44,4 +67,11 @@ __all__ = [
     "SearchHit",
     "StoreError",
     "StoredMessage",
+    "ToolCallDecided",
+    "ToolCallFinished",
+    "ToolCallRequested",
+    "ToolCatalog",
+    "ToolProvider",
+    "ToolRecord",
+    "ToolsDropped",
 ]

@@ -10,6 +10,23 @@ reply; what had arrived is kept with status ``stopped``.
 earlier message, edited: it and everything after it go (the conversation as it was is
 kept as a copy first), and the new text is answered.
 
+Tools: with a :class:`ToolProvider` (the MCP manager), a conversation whose
+``tools_enabled`` is on offers the model the tools of the servers that are up (see
+:class:`ToolCatalog`). When the model's reply asks for tool calls, that reply is saved
+with its ``tool_calls``, and each call in turn is announced (``ToolCallRequested``),
+decided (``ToolCallDecided``: by a rule of :class:`ApprovalRules`, or by the user through
+the :class:`Approver`), made with the tool timeout, and saved as a "tool" message
+(``ToolCallFinished``). A call that cannot be made (no such tool, declined, the server is
+down, a timeout, a failure, the tool's own error) is not an error of the reply: the model
+is told in plain words and answers on. Then the model is asked again, with the calls and
+their results, and its answer is a new reply message (``ReplyContinued``); at most
+``max_tool_rounds`` rounds of tool calls are made, after which the reply ends with a
+``note`` saying so. The whole exchange is one :class:`ReplyHandle` with one end event
+(``ReplyFinished.stats`` are the last round's; each reply message keeps its own round's);
+a stop while the user is asked or a tool runs cancels the call, and each call left
+without a result gets a "tool" message saying it was stopped. A model that cannot use
+tools on its host is asked again at once without them (``ToolsDropped``).
+
 The conversation and its history come from the store's memory (see ``ChatStore.context``)
 when it has them, so the request leaves without waiting for the database; after each reply
 the store reads the conversation back in the background, ready for the next message.
@@ -29,17 +46,26 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from app.core.chat.routing import HealthView, HostDirectory, Router
 from app.core.chat.store import ChatStore, ReplyState, new_id
+from app.core.chat.tools import (
+    ApprovalRequest,
+    ApprovalRules,
+    Approver,
+    Decision,
+    ToolCatalog,
+    ToolProvider,
+)
 from app.core.chat.types import (
     AUTO,
     Conversation,
     HostSwitched,
     MessageStatus,
+    ReplyContinued,
     ReplyEnd,
     ReplyEvent,
     ReplyFailed,
@@ -49,6 +75,11 @@ from app.core.chat.types import (
     RetryKind,
     RetryOption,
     StoredMessage,
+    ToolCallDecided,
+    ToolCallFinished,
+    ToolCallRequested,
+    ToolRecord,
+    ToolsDropped,
 )
 from app.core.errors import (
     CapabilityMissing,
@@ -66,10 +97,21 @@ from app.core.hosts.base import (
     ContentChunk,
     FinalChunk,
     ThinkingChunk,
+    ToolCall,
 )
+from app.core.mcp.types import ToolInfo, ToolResult
 
 FLUSH_INTERVAL_S = 0.25
 OPEN_DELAY_S = 0.02
+MAX_TOOL_ROUNDS = 8
+#: How much longer than its timeout the engine waits for a tool call before it gives up
+#: on it itself (the provider is expected to time it out first).
+TOOL_GRACE_S = 2.0
+
+DECLINED = "The user declined this tool call; it was not run."
+NOT_ASKED = "This tool call needs the user's approval and no one could be asked; it was not run."
+STOPPED_CALL = "The user stopped the reply before this tool call finished; there is no result."
+NO_RESULT = "This tool call has no result (it was interrupted)."
 
 
 class ReplyRecorder(Protocol):
@@ -103,7 +145,9 @@ class ReplyHandle:
     last event. A consumer that stops iterating before the end stops the reply.
 
     Attributes:
-        conversation_id, message_id: where the reply is saved.
+        conversation_id: the conversation.
+        message_id: the reply message being written; after tool calls the model answers
+            in a new message, and this names it from its ``ReplyContinued`` event on.
         kept_copy_id: for a reply to an edited message (``resend``), the id of the copy of
             the conversation as it was before the edit ("" when nothing was removed).
     """
@@ -194,6 +238,9 @@ class _Writer:
         self.model = model
         self.content: list[str] = []
         self.thinking: list[str] = []
+        self.tool_calls: tuple[ToolCall, ...] = ()
+        self.stats: ChatStats | None = None
+        self.note = ""
         self.pending: list[asyncio.Future[Any]] = []
         self.last_flush = engine.clock()
         self.dirty = False
@@ -243,9 +290,7 @@ class _Writer:
         if self.dirty:
             self.flush()
 
-    def state(
-        self, status: MessageStatus, stats: ChatStats | None = None, error: str = ""
-    ) -> ReplyState:
+    def state(self, status: MessageStatus, error: str = "") -> ReplyState:
         return ReplyState(
             self.message_id,
             "".join(self.content),
@@ -253,9 +298,18 @@ class _Writer:
             self.host_id,
             self.model,
             status,
-            stats,
+            self.stats,
             error,
+            self.tool_calls,
+            self.note,
         )
+
+    def keep(self, future: asyncio.Future[Any]) -> None:
+        """Wait for ``future`` (another write of the reply) at the end."""
+        self.pending = [
+            f for f in self.pending if not f.done() or f.cancelled() or f.exception() is not None
+        ]
+        self.pending.append(future)
 
     def flush(self) -> None:
         self.open()
@@ -273,23 +327,32 @@ class _Writer:
                 self.engine.flushed.emit(Flushed(self.message_id, chars, self.engine.clock()))
 
         future.add_done_callback(done)
-        self.pending = [
-            f for f in self.pending if not f.done() or f.cancelled() or f.exception() is not None
-        ]
-        self.pending.append(future)
+        self.keep(future)
 
     async def finish(
-        self, status: MessageStatus, stats: ChatStats | None = None, error: str = ""
+        self,
+        status: MessageStatus,
+        stats: ChatStats | None = None,
+        error: str = "",
+        *,
+        last_write: bool = True,
     ) -> StoredMessage:
-        """Write the reply's end; wait for every write; the saved message."""
+        """Write the message's end; wait for every write; the saved message.
+
+        ``last_write``: nothing more of the reply follows (the conversation is read back
+        for the next message); False when the model answers again after tool calls.
+        """
         self.open()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if stats is not None:
+            self.stats = stats
         last = self.store.submit_for(
-            self.conversation_id, self.store.finish_reply_sync, self.state(status, stats, error)
+            self.conversation_id, self.store.finish_reply_sync, self.state(status, error)
         )
-        self.store.prefetch(self.conversation_id)  # for the next message, after the writes
+        if last_write:
+            self.store.prefetch(self.conversation_id)  # for the next message, after the writes
         writes = asyncio.gather(*self.pending, last, return_exceptions=True)
         try:
             async with asyncio.timeout(self.store.timeout_s):
@@ -315,6 +378,74 @@ class _Plan:
     conversation: Conversation
     host_id: str  # a registry id or AUTO
     request: ChatRequest
+    catalog: ToolCatalog | None = None  # the tools offered (None: none)
+
+
+@dataclass
+class _Turn:
+    """A reply in progress over its rounds: what a stop needs to know."""
+
+    writer: _Writer  # the message being written, or the one whose tool calls are run
+    unanswered: list[ToolCall] = field(default_factory=list)  # calls still without a result
+    requested: set[str] = field(default_factory=set)  # ids of calls announced to the reader
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One answer of the model."""
+
+    host_id: str
+    host_name: str
+    stats: ChatStats
+    calls: tuple[ToolCall, ...]
+    request: ChatRequest  # as it was sent (without tools if the model cannot use them)
+
+
+def history_messages(history: Sequence[StoredMessage]) -> list[ChatMessage]:
+    """The stored messages as the model is sent them.
+
+    A failed reply is left out, with the "tool" messages that answer its calls, and so is
+    an empty one. Each call of a reply is answered right after it: a call without a
+    "tool" message (cut off by a crash) gets one saying there is no result; a "tool"
+    message that answers no call before it is left out.
+    """
+    out: list[ChatMessage] = []
+    open_calls: dict[str, ToolCall] = {}
+
+    def close() -> None:
+        for call in open_calls.values():
+            out.append(ChatMessage("tool", NO_RESULT, tool_name=call.name, tool_call_id=call.id))
+        open_calls.clear()
+
+    for m in history:
+        if m.role == "tool":
+            call = open_calls.pop(m.tool.call_id, None) if m.tool is not None else None
+            if call is not None:
+                out.append(
+                    ChatMessage("tool", m.content, tool_name=call.name, tool_call_id=call.id)
+                )
+            continue
+        close()
+        if m.status is MessageStatus.FAILED:
+            continue  # an unfinished failure is not part of what was said
+        if m.role == "assistant" and not m.content and not m.tool_calls:
+            continue
+        out.append(ChatMessage(m.role, m.content, tool_calls=m.tool_calls))
+        open_calls = {c.id: c for c in m.tool_calls}
+    close()
+    return out
+
+
+def _with_ids(calls: Sequence[ToolCall]) -> tuple[ToolCall, ...]:
+    """The calls, each with an id of its own (hosts that give none, or the same twice)."""
+    seen: set[str] = set()
+    out = []
+    for call in calls:
+        if not call.id or call.id in seen:
+            call = replace(call, id=f"call_{new_id()[:20]}")
+        seen.add(call.id)
+        out.append(call)
+    return tuple(out)
 
 
 class ChatEngine:
@@ -323,9 +454,17 @@ class ChatEngine:
     Attributes:
         registry: where hosts come from. store: where conversations are kept.
         router: ranks hosts for conversations whose host is "auto".
-        latency: fed with the figures of every finished reply (if given).
+        latency: fed with the figures of every finished reply (each round of a reply
+            with tool calls counts as one).
         flush_interval_s: longest time a streamed piece waits before it is written.
         flushed: emitted (on the loop) each time a reply's text reached the database.
+        tools: the MCP tools (None: the model is offered none).
+        approver: asks the user about a tool call no rule allows (None: such calls are
+            declined).
+        rules: which calls run without asking (the conversation grants are dropped when
+            the store deletes a conversation).
+        max_tool_rounds: how many rounds of tool calls one reply may make.
+        tool_timeout_s: deadline of each tool call (None: the provider's own).
     """
 
     def __init__(
@@ -337,7 +476,16 @@ class ChatEngine:
         latency: ReplyRecorder | None = None,
         clock: Callable[[], float] = time.monotonic,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        tools: ToolProvider | None = None,
+        approver: Approver | None = None,
+        rules: ApprovalRules | None = None,
+        max_tool_rounds: int = MAX_TOOL_ROUNDS,
+        tool_timeout_s: float | None = None,
     ) -> None:
+        if max_tool_rounds < 0:
+            raise InvalidInput("max_tool_rounds must not be negative.")
+        if tool_timeout_s is not None and tool_timeout_s <= 0:
+            raise InvalidInput("The tool timeout must be a positive number of seconds.")
         self.registry = registry
         self.store = store
         self.router = Router(registry, health)
@@ -345,7 +493,14 @@ class ChatEngine:
         self.clock = clock
         self.flush_interval_s = flush_interval_s
         self.flushed: Event[Flushed] = Event("chat.flushed")
+        self.tools = tools
+        self.approver = approver
+        self.rules = rules if rules is not None else ApprovalRules()
+        self.max_tool_rounds = max_tool_rounds
+        self.tool_timeout_s = tool_timeout_s
+        self.tool_grace_s = TOOL_GRACE_S
         self._replies: set[ReplyHandle] = set()
+        store.deleted.connect(self.rules.forget)
 
     # -- commands -----------------------------------------------------------------------
     async def send(self, conversation_id: str, text: str) -> ReplyHandle:
@@ -365,7 +520,7 @@ class ChatEngine:
         """Answer the last user message again (on ``host_id``, a RetryOption's host, or the
         conversation's own); the previous reply to it is replaced."""
         conversation, history = await self.store.context(conversation_id)
-        while history and history[-1].role == "assistant":
+        while history and history[-1].role in ("assistant", "tool"):
             history.pop()
         if not history or history[-1].role != "user":
             raise InvalidInput("There is no message to answer again.")
@@ -411,8 +566,9 @@ class ChatEngine:
         if not any(m.role == "user" for m in history):
             return ()
         tried = [conversation.host_id]
-        if conversation.host_id == AUTO and history[-1].role == "assistant":
-            tried.append(history[-1].host_id)
+        replies = [m for m in history if m.role == "assistant"]
+        if conversation.host_id == AUTO and replies and history[-1].role != "user":
+            tried.append(replies[-1].host_id)
         return await self._retry_options(conversation, conversation.host_id, tried)
 
     async def aclose(self) -> None:
@@ -435,21 +591,22 @@ class ChatEngine:
         messages: list[ChatMessage] = []
         if conversation.system_prompt.strip():
             messages.append(ChatMessage("system", conversation.system_prompt))
-        for m in history:
-            if m.status is MessageStatus.FAILED or (m.role == "assistant" and not m.content):
-                continue  # an unfinished failure is not part of what was said
-            messages.append(ChatMessage(m.role, m.content))
+        messages += history_messages(history)
         if text is not None:
             messages.append(ChatMessage("user", text))
+        catalog = None
+        if self.tools is not None and conversation.tools_enabled:
+            catalog = ToolCatalog(self.tools.tools()) or None
         options = conversation.options
         request = ChatRequest(
             model=conversation.model,
             messages=tuple(messages),
+            tools=catalog.specs if catalog is not None else (),
             options=options.sampling(),
             think=options.think,
             keep_alive=options.keep_alive,
         )
-        return _Plan(conversation, host_id, request)
+        return _Plan(conversation, host_id, request, catalog)
 
     def _start(self, plan: _Plan, text: str | None, host_id: str | None) -> ReplyHandle:
         """Queue the reply's first write and run the reply in its own task."""
@@ -481,13 +638,14 @@ class ChatEngine:
 
     async def _run(self, handle: ReplyHandle, plan: _Plan, writer: _Writer) -> ReplyEnd:
         handle._running = True
+        turn = _Turn(writer)
         try:
             try:
                 if handle.stop_requested:
                     raise asyncio.CancelledError
-                end = await self._answer(handle, plan, writer)
+                end = await self._answer(handle, plan, turn)
             except asyncio.CancelledError:
-                end = ReplyStopped(await writer.finish(MessageStatus.STOPPED))
+                end = ReplyStopped(await self._stopped(handle, plan, turn))
                 handle._put(end)
                 handle._put(_End())
                 if not handle.stop_requested:
@@ -500,7 +658,25 @@ class ChatEngine:
         handle._put(_End())
         return end
 
-    async def _answer(self, handle: ReplyHandle, plan: _Plan, writer: _Writer) -> ReplyEnd:
+    async def _stopped(self, handle: ReplyHandle, plan: _Plan, turn: _Turn) -> StoredMessage:
+        """Save a stopped reply: each call left without a result gets a "tool" message
+        saying so, and the message being written (or the one that asked) is ``stopped``."""
+        for call in list(turn.unanswered):
+            tool = plan.catalog.resolve(call.name) if plan.catalog is not None else None
+            record = ToolRecord(
+                call.id,
+                call.name,
+                tool.server if tool is not None else "",
+                tool.name if tool is not None else "",
+                call.arguments,
+                is_error=True,
+            )
+            self._answered(
+                handle, plan, turn, call, STOPPED_CALL, record, None, MessageStatus.STOPPED
+            )
+        return await turn.writer.finish(MessageStatus.STOPPED)
+
+    async def _answer(self, handle: ReplyHandle, plan: _Plan, turn: _Turn) -> ReplyEnd:
         model = plan.conversation.model
         auto = plan.host_id == AUTO
         tried: list[str] = []
@@ -511,21 +687,72 @@ class ChatEngine:
                     f"No host that is up has {model}: start a host that has it, or pull it on one.",
                     model=model,
                 )
-                return await self._fail(plan, writer, error, tried)
+                return await self._fail(plan, turn.writer, error, tried)
         else:
             try:
                 order = [(plan.host_id, self.registry.get(plan.host_id).name)]
             except CorralError as exc:
-                return await self._fail(plan, writer, exc, tried)
+                return await self._fail(plan, turn.writer, exc, tried)
         handle._put(ReplyStarted(plan.conversation.id, handle.message_id, *order[0], model))
-        for index, (host_id, host_name) in enumerate(order):
+        request = plan.request
+        rounds = 0
+        while True:
+            answer = await self._round(handle, plan, turn.writer, order, request, tried)
+            if isinstance(answer, ReplyFailed):
+                return answer
+            if self.latency is not None:
+                self.latency.record_reply(answer.host_id, model, answer.stats)
+            writer = turn.writer
+            if not answer.calls:
+                message = await writer.finish(MessageStatus.COMPLETE, answer.stats)
+                return ReplyFinished(message, answer.stats)
+            calls = _with_ids(answer.calls)
+            writer.tool_calls = calls
+            turn.unanswered = list(calls)
+            if rounds >= self.max_tool_rounds:
+                return await self._too_many_rounds(handle, plan, turn, calls, answer.stats)
+            asking = await writer.finish(MessageStatus.COMPLETE, answer.stats, last_write=False)
+            rounds += 1
+            results = await self._run_calls(handle, plan, turn, asking.id, calls)
+            request = replace(
+                answer.request,
+                messages=(
+                    *answer.request.messages,
+                    ChatMessage("assistant", asking.content, tool_calls=calls),
+                    *results,
+                ),
+            )
+            turn.writer = self._next_writer(plan, answer.host_id, writer)
+            handle.message_id = turn.writer.message_id
+            handle._put(ReplyContinued(plan.conversation.id, turn.writer.message_id, rounds))
+            order = [(answer.host_id, answer.host_name)]  # the host that answered goes on
+
+    async def _round(
+        self,
+        handle: ReplyHandle,
+        plan: _Plan,
+        writer: _Writer,
+        order: list[tuple[str, str]],
+        request: ChatRequest,
+        tried: list[str],
+    ) -> _Round | ReplyFailed:
+        """One answer of the model, streamed into ``writer`` (not finished): from the first
+        host of ``order`` that answers (the next one is tried only when the conversation's
+        host is automatic and a host failed before its first piece)."""
+        model = plan.conversation.model
+        auto = plan.host_id == AUTO
+        index = 0
+        while True:
+            host_id, host_name = order[index]
             writer.host_id = host_id
-            tried.append(host_id)
+            if host_id not in tried:
+                tried.append(host_id)
             started = False
             stats: ChatStats | None = None
+            calls: list[ToolCall] = []
             try:
                 host = self.registry.host(host_id)
-                stream = host.chat(plan.request)
+                stream = host.chat(request)
                 try:
                     async for chunk in stream:
                         if isinstance(chunk, FinalChunk):
@@ -536,8 +763,10 @@ class ChatEngine:
                             writer.add(writer.content, chunk.text)
                         elif isinstance(chunk, ThinkingChunk):
                             writer.add(writer.thinking, chunk.text)
-                        elif writer.waiting:
-                            writer.open_soon()
+                        else:
+                            calls.append(chunk.call)
+                            if writer.waiting:
+                                writer.open_soon()
                         if not started:
                             started = True
                             # The reader takes the first piece now, not after the pieces
@@ -550,6 +779,16 @@ class ChatEngine:
                     if close is not None:
                         await close()
             except CorralError as exc:
+                if (
+                    request.tools
+                    and not started
+                    and isinstance(exc, CapabilityMissing)
+                    and "tool" in exc.capability.casefold()
+                ):
+                    request = replace(request, tools=())
+                    text = f"{model} on {host_name} cannot use tools; answering without them"
+                    handle._put(ToolsDropped(host_id, model, text))
+                    continue
                 switch = (
                     auto
                     and not started
@@ -571,14 +810,225 @@ class ChatEngine:
                         f"answering on {next_name}",
                     )
                 )
+                index += 1
                 continue
-            if stats is None:  # the host modules end every good reply with a FinalChunk
-                stats = ChatStats()
-            if self.latency is not None:
-                self.latency.record_reply(host_id, model, stats)
-            message = await writer.finish(MessageStatus.COMPLETE, stats)
-            return ReplyFinished(message, stats)
-        raise AssertionError("unreachable: the last host either answers or fails")
+            # the host modules end every good reply with a FinalChunk
+            return _Round(host_id, host_name, stats or ChatStats(), tuple(calls), request)
+
+    def _next_writer(self, plan: _Plan, host_id: str, previous: _Writer) -> _Writer:
+        """The writer of the model's next answer, a new message after the tool results
+        (the writes of the reply still under way are waited for at its end)."""
+        conversation_id = plan.conversation.id
+        model = plan.conversation.model
+        reply_id = new_id()
+
+        def open_write() -> asyncio.Future[None]:
+            return self.store.submit_for(
+                conversation_id,
+                self.store.append_reply_sync,
+                conversation_id,
+                reply_id,
+                host_id,
+                model,
+            )
+
+        writer = _Writer(self, conversation_id, reply_id, host_id, model, open_write)
+        for future in previous.pending:
+            writer.keep(future)
+        return writer
+
+    async def _too_many_rounds(
+        self,
+        handle: ReplyHandle,
+        plan: _Plan,
+        turn: _Turn,
+        calls: tuple[ToolCall, ...],
+        stats: ChatStats,
+    ) -> ReplyFinished:
+        """End a reply that asks for more tool calls than it may make: the calls are not
+        run (each gets a "tool" message saying so) and the reply says why it ended."""
+        rounds = self.max_tool_rounds
+        names = ", ".join(dict.fromkeys(c.name for c in calls))
+        turn.writer.note = (
+            f"Stopped after {rounds} round{'s' if rounds != 1 else ''} of tool calls, the most "
+            f"one reply may make; the model's last request ({names}) was not run."
+        )
+        text = f"Not run: this reply reached its limit of {rounds} rounds of tool calls."
+        for call in calls:
+            tool = plan.catalog.resolve(call.name) if plan.catalog is not None else None
+            record = ToolRecord(
+                call.id,
+                call.name,
+                tool.server if tool is not None else "",
+                tool.name if tool is not None else "",
+                call.arguments,
+                is_error=True,
+            )
+            self._answered(handle, plan, turn, call, text, record, None)
+        message = await turn.writer.finish(MessageStatus.COMPLETE, stats)
+        return ReplyFinished(message, stats)
+
+    # -- tool calls ---------------------------------------------------------------------
+    async def _run_calls(
+        self,
+        handle: ReplyHandle,
+        plan: _Plan,
+        turn: _Turn,
+        message_id: str,
+        calls: tuple[ToolCall, ...],
+    ) -> list[ChatMessage]:
+        """Decide and make each call in turn; the "tool" messages for the model."""
+        return [await self._run_call(handle, plan, turn, message_id, call) for call in calls]
+
+    async def _run_call(
+        self, handle: ReplyHandle, plan: _Plan, turn: _Turn, message_id: str, call: ToolCall
+    ) -> ChatMessage:
+        conversation_id = plan.conversation.id
+        tool = plan.catalog.resolve(call.name) if plan.catalog is not None else None
+        if tool is None:
+            handle._put(
+                ToolCallRequested(
+                    conversation_id,
+                    message_id,
+                    call.id,
+                    call.name,
+                    "",
+                    ToolInfo(server="", name=call.name),
+                    call.arguments,
+                    needs_approval=False,
+                )
+            )
+            turn.requested.add(call.id)
+            offered = ", ".join(plan.catalog.names) if plan.catalog is not None else ""
+            text = f"There is no tool named {call.name!r}; the call was not made. " + (
+                f"The tools you can call are: {offered}." if offered else "No tools are available."
+            )
+            record = ToolRecord(call.id, call.name, arguments=call.arguments, is_error=True)
+            return self._answered(handle, plan, turn, call, text, record, None)
+
+        rule = self.rules.allowed(conversation_id, tool.server, tool.name)
+        ask = rule is None and self.approver is not None
+        handle._put(
+            ToolCallRequested(
+                conversation_id,
+                message_id,
+                call.id,
+                call.name,
+                tool.server,
+                tool,
+                call.arguments,
+                needs_approval=ask,
+            )
+        )
+        turn.requested.add(call.id)
+        decision, note = await self._decide(conversation_id, call, tool, rule)
+        handle._put(ToolCallDecided(call.id, decision, asked=ask, note=note))
+        record = ToolRecord(
+            call.id, call.name, tool.server, tool.name, call.arguments, decision=decision
+        )
+        if not decision.allows:
+            text = DECLINED if ask else NOT_ASKED
+            record = replace(record, is_error=True)
+            return self._answered(handle, plan, turn, call, text, record, None)
+
+        result, error, duration_ms = await self._call(tool, call.arguments)
+        if result is None:
+            text = f"The tool call failed: {error}"
+            record = replace(record, is_error=True, duration_ms=duration_ms)
+        else:
+            said = result.text_for_model()
+            if result.is_error:
+                text = f"The tool reported an error: {said or 'it gave no details.'}"
+            else:
+                text = said or "The tool returned nothing."
+            record = replace(
+                record,
+                content=result.content,
+                structured=result.structured,
+                is_error=result.is_error,
+                duration_ms=duration_ms,
+            )
+        return self._answered(handle, plan, turn, call, text, record, result)
+
+    async def _decide(
+        self, conversation_id: str, call: ToolCall, tool: ToolInfo, rule: Decision | None
+    ) -> tuple[Decision, str]:
+        """The decision on a call (a rule's, the user's, or a refusal when no one can be
+        asked) and a note for the user ("" for none)."""
+        if rule is not None:
+            return rule, ""
+        if self.approver is None:
+            return Decision.DENY, ""
+        request = ApprovalRequest(conversation_id, call.id, tool.server, tool, call.arguments)
+        decision = Decision(await self.approver.approve(request))
+        try:
+            self.rules.apply(conversation_id, tool.server, tool.name, decision)
+        except CorralError as exc:  # "always" could not be saved: it holds for now
+            self.rules.grant(conversation_id, tool.server, tool.name)
+            return decision, (
+                f"{tool.display_name} could not be allowed always ({exc.message.rstrip('.')}); "
+                "it is allowed for this conversation."
+            )
+        return decision, ""
+
+    async def _call(
+        self, tool: ToolInfo, arguments: Mapping[str, Any]
+    ) -> tuple[ToolResult | None, str, float]:
+        """Make the call: its result (None if it failed), why it failed, and how long it
+        took in milliseconds."""
+        assert self.tools is not None
+        start = self.clock()
+        try:
+            if self.tool_timeout_s is None:
+                result = await self.tools.call_tool(tool.server, tool.name, dict(arguments))
+            else:
+                async with asyncio.timeout(self.tool_timeout_s + self.tool_grace_s):
+                    result = await self.tools.call_tool(
+                        tool.server, tool.name, dict(arguments), timeout_s=self.tool_timeout_s
+                    )
+        except TimeoutError:
+            error = (
+                f"{tool.display_name} on {tool.server} did not answer within "
+                f"{self.tool_timeout_s:g} s."
+            )
+            return None, error, (self.clock() - start) * 1000.0
+        except CorralError as exc:  # ServerUnavailable, ToolTimeout, ToolCallFailed, ...
+            return None, exc.message, (self.clock() - start) * 1000.0
+        return result, "", (self.clock() - start) * 1000.0
+
+    def _answered(
+        self,
+        handle: ReplyHandle,
+        plan: _Plan,
+        turn: _Turn,
+        call: ToolCall,
+        text: str,
+        record: ToolRecord,
+        result: ToolResult | None,
+        status: MessageStatus = MessageStatus.COMPLETE,
+    ) -> ChatMessage:
+        """Save the "tool" message of a call (queued, waited for at the reply's end), tell
+        the reader, and give the message for the model. No await: a stop cannot land
+        between the write and the call's leaving the unanswered ones."""
+        message_id = new_id()
+        conversation_id = plan.conversation.id
+        turn.writer.keep(
+            self.store.submit_for(
+                conversation_id,
+                self.store.add_tool_message_sync,
+                conversation_id,
+                message_id,
+                text,
+                record,
+                status,
+            )
+        )
+        if call in turn.unanswered:
+            turn.unanswered.remove(call)
+        if call.id in turn.requested:
+            error = "" if result is not None and not result.is_error else text
+            handle._put(ToolCallFinished(call.id, message_id, result, error, record.duration_ms))
+        return ChatMessage("tool", text, tool_name=call.name, tool_call_id=call.id)
 
     async def _fail(
         self, plan: _Plan, writer: _Writer, error: CorralError, tried: list[str]
