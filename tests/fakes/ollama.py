@@ -23,6 +23,10 @@ Attributes of :class:`FakeOllama` that tests use:
 - ``installed``: installed models by full name (``"llama3.2:latest"``).
 - ``requests``: a log of ``(method, path, parsed JSON body or None)``.
 - ``now``: a callable returning an aware ``datetime``; replace it to move time.
+- ``tool_script``: a list of :class:`ToolScriptStep`; each ``/api/chat`` request takes the
+  first step off it and answers with its tool calls, or its text. While it is empty a
+  request with tools is answered by calling the first tool (its required parameters get
+  sample values), and one whose last message is a tool's by ``"The tool returned: ..."``.
 
 Behaviour follows Ollama v0.33 (``server/routes.go``): error bodies are ``{"error": msg}``
 with the same status codes and messages, zero-valued metrics are left out, ``/api/ps``
@@ -72,6 +76,7 @@ __all__ = [
     "FakeModel",
     "FakeOllama",
     "Faults",
+    "ToolScriptStep",
     "go_time",
     "main",
     "normalize_name",
@@ -535,6 +540,25 @@ class _Plan:
 _Chunks = Generator[dict[str, Any], None, None]
 
 
+@dataclass(frozen=True)
+class ToolScriptStep:
+    """One scripted chat answer: the tool calls ``calls`` (name, arguments), or ``text``
+    when there are none. ``ids``: the calls carry ids (``call_...``), as Ollama's do since
+    v0.12; False leaves them out, as older versions did."""
+
+    calls: tuple[tuple[str, dict[str, Any]], ...] = ()
+    text: str = ""
+    ids: bool = True
+
+    @classmethod
+    def call(cls, name: str, arguments: dict[str, Any] | None = None) -> ToolScriptStep:
+        return cls(calls=((name, dict(arguments or {})),))
+
+    @classmethod
+    def say(cls, text: str) -> ToolScriptStep:
+        return cls(text=text)
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -583,6 +607,7 @@ class FakeOllama(FakeServer):
         self.catalog: dict[str, CatalogEntry] = {}
         self._loaded: dict[str, _Loaded] = {}
         self._blobs: dict[str, int] = {}  # layer digest -> bytes downloaded so far
+        self.tool_script: list[ToolScriptStep] = []
         if models is None:
             # Like two real machines, two fakes pulled their models at different instants:
             # each instance gets its own sub-second part of modified_at.
@@ -1140,7 +1165,14 @@ class FakeOllama(FakeServer):
             last = messages[-1] if isinstance(messages[-1], dict) else {}
             tool_calls: list[dict[str, Any]] = []
             reply_text = self.chat_reply
-            if last.get("role") == "tool":
+            with self._lock:
+                step = self.tool_script.pop(0) if self.tool_script else None
+            if step is not None:
+                tool_calls = [
+                    _scripted_call(i, n, a, step.ids) for i, (n, a) in enumerate(step.calls)
+                ]
+                reply_text = step.text
+            elif last.get("role") == "tool":
                 reply_text = f"The tool returned: {last.get('content', '')}"
             elif tools and last.get("role", "user") == "user":
                 tool_calls = [_tool_call(tools[0])]
@@ -1393,6 +1425,13 @@ def _tool_call(tool: object) -> dict[str, Any]:
         "id": _call_id(),
         "function": {"index": 0, "name": str(function.get("name", "")), "arguments": arguments},
     }
+
+
+def _scripted_call(index: int, name: str, arguments: dict[str, Any], ids: bool) -> dict[str, Any]:
+    call: dict[str, Any] = {"function": {"index": index, "name": name, "arguments": arguments}}
+    if ids:
+        call = {"id": _call_id(), **call}
+    return call
 
 
 def _sample_value(spec: dict[str, Any]) -> object:

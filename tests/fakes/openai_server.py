@@ -34,6 +34,9 @@ Attributes of :class:`FakeOpenAI` that tests use:
 - ``tool_arguments``: if set, the raw text streamed as a tool call's arguments (to test
   clients against broken JSON); otherwise the required parameters get sample values.
 - ``loading``: llama.cpp only; while True every route answers 503 ``Loading model``.
+- ``tool_script``: a list of :class:`tests.fakes.ollama.ToolScriptStep`; each chat request
+  takes the first step off it and answers with its tool calls (ids are always given), or
+  its text. While it is empty, the behaviour below.
 
 What each flavor answers, modelled on the servers' documented and observed replies:
 
@@ -85,9 +88,9 @@ from tests.fakes._http import (
     name_list,
     serve_until_signalled,
 )
-from tests.fakes.ollama import _count_tokens, _pieces, _sample_value
+from tests.fakes.ollama import ToolScriptStep, _count_tokens, _pieces, _sample_value
 
-__all__ = ["DEFAULT_MODELS", "FLAVORS", "FakeOpenAI", "Faults", "Flavor", "main"]
+__all__ = ["DEFAULT_MODELS", "FLAVORS", "FakeOpenAI", "Faults", "Flavor", "ToolScriptStep", "main"]
 
 Flavor = Literal["llamacpp", "lmstudio", "vllm", "generic"]
 FLAVORS: tuple[Flavor, ...] = ("llamacpp", "lmstudio", "vllm", "generic")
@@ -224,14 +227,14 @@ class _Plan:
     model: str
     reasoning: list[str]
     content: list[str]
-    tool: dict[str, Any] | None  # {"id", "name", "arguments" (JSON text)}
+    tools: list[dict[str, Any]]  # each {"id", "name", "arguments" (JSON text)}
     finish_reason: str
     prompt_tokens: int
     include_usage: bool
 
     @property
     def completion_tokens(self) -> int:
-        tool_tokens = _count_tokens(self.tool["arguments"]) + 2 if self.tool else 0
+        tool_tokens = sum(_count_tokens(t["arguments"]) + 2 for t in self.tools)
         return len(self.reasoning) + len(self.content) + tool_tokens
 
 
@@ -282,6 +285,7 @@ class FakeOpenAI(FakeServer):
         self.tool_arguments: str | None = None  # raw text streamed as a tool call's arguments
         self.n_ctx = n_ctx
         self.loading = False  # llama.cpp: every route answers 503 "Loading model"
+        self.tool_script: list[ToolScriptStep] = []
         if flavor == "llamacpp" and router:
             self.loaded: set[str] = set()
         elif flavor == "lmstudio":
@@ -623,19 +627,33 @@ class FakeOpenAI(FakeServer):
         text = self.reply
         if last.get("role") == "tool":
             text = f"The tool returned: {last.get('content', '')}"
-        tool: dict[str, Any] | None = None
-        if tools and last.get("role", "user") == "user":
+        calls: list[dict[str, Any]] = []
+        with self._lock:
+            step = self.tool_script.pop(0) if self.tool_script else None
+        if step is not None:
+            text = step.text
+            calls = [
+                {
+                    "id": _random_id("call_", 24),
+                    "name": name,
+                    "arguments": json.dumps(arguments, separators=(",", ":")),
+                }
+                for name, arguments in step.calls
+            ]
+        elif tools and last.get("role", "user") == "user":
             function = tools[0].get("function", {}) if isinstance(tools[0], dict) else {}
-            tool = {
-                "id": _random_id("call_", 24),
-                "name": str(function.get("name", "")) if isinstance(function, dict) else "",
-                "arguments": self.tool_arguments
-                if self.tool_arguments is not None
-                else json.dumps(_sample_arguments(tools[0]), separators=(",", ":")),
-            }
-        content = [] if tool else _pieces(text)
+            calls = [
+                {
+                    "id": _random_id("call_", 24),
+                    "name": str(function.get("name", "")) if isinstance(function, dict) else "",
+                    "arguments": self.tool_arguments
+                    if self.tool_arguments is not None
+                    else json.dumps(_sample_arguments(tools[0]), separators=(",", ":")),
+                }
+            ]
+        content = [] if calls else _pieces(text)
         reasoning = _pieces(self.reasoning)
-        finish = "tool_calls" if tool else "stop"
+        finish = "tool_calls" if calls else "stop"
         limit = body.get("max_tokens", body.get("max_completion_tokens"))
         if (
             isinstance(limit, int)
@@ -649,7 +667,7 @@ class FakeOpenAI(FakeServer):
         )
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        plan = _Plan(model, reasoning, content, tool, finish, prompt_tokens, include_usage)
+        plan = _Plan(model, reasoning, content, calls, finish, prompt_tokens, include_usage)
         if body.get("stream") is True:
             return Reply(stream=self._chunks(plan), delay=lambda: self.faults.token_delay)
         return Reply(json=self._completion(plan))
@@ -700,21 +718,21 @@ class FakeOpenAI(FakeServer):
             yield chunk({self.reasoning_field: piece})
         for piece in plan.content:
             yield chunk({"content": piece})
-        if plan.tool is not None:
+        for index, tool in enumerate(plan.tools):
             yield chunk(
                 {
                     "tool_calls": [
                         {
-                            "index": 0,
-                            "id": plan.tool["id"],
+                            "index": index,
+                            "id": tool["id"],
                             "type": "function",
-                            "function": {"name": plan.tool["name"], "arguments": ""},
+                            "function": {"name": tool["name"], "arguments": ""},
                         }
                     ]
                 }
             )
-            for fragment in _fragments(plan.tool["arguments"]):
-                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
+            for fragment in _fragments(tool["arguments"]):
+                yield chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
         final = chunk({}, plan.finish_reason)
         if plan.include_usage:
             yield final
@@ -730,13 +748,14 @@ class FakeOpenAI(FakeServer):
         message: dict[str, Any] = {"role": "assistant", "content": "".join(plan.content) or None}
         if plan.reasoning:
             message[self.reasoning_field] = "".join(plan.reasoning)
-        if plan.tool is not None:
+        if plan.tools:
             message["tool_calls"] = [
                 {
-                    "id": plan.tool["id"],
+                    "id": tool["id"],
                     "type": "function",
-                    "function": {"name": plan.tool["name"], "arguments": plan.tool["arguments"]},
+                    "function": {"name": tool["name"], "arguments": tool["arguments"]},
                 }
+                for tool in plan.tools
             ]
         out: dict[str, Any] = {
             "id": _random_id("chatcmpl-", 32),
