@@ -246,7 +246,12 @@ class McpManager:
     async def aclose(self) -> None:
         """Stop every server (stdio children are ended) and wait until they are down."""
         self._running = False
-        await asyncio.gather(*(self._halt(slot, "Stopped.") for slot in self._slots.values()))
+        await asyncio.gather(
+            *(
+                self._halt(slot, "Stopped." if slot.config.enabled else "Disabled.")
+                for slot in self._slots.values()
+            )
+        )
 
     async def set_configs(self, configs: Iterable[ServerConfig]) -> None:
         """Replace the configuration: start new or enabled servers, stop removed or disabled
