@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.core.chat.types import MessageStatus, RetryOption, StoredMessage
 from app.core.hosts.base import ChatStats
 from app.ui.chat.markdown import MarkdownView
+from app.ui.chat.tool_card import ToolCallCard
 from app.ui.formatting import ms_text, rate_text
 
 #: How many messages are built at a time (when a conversation opens, and per "earlier"):
@@ -249,6 +250,18 @@ class MessageWidget(QFrame):
         self.body.set_markdown(message.content)
         self._set_status(message)
         self._update_buttons()
+        # a part of a reply that only asked for tools says nothing itself: its cards do
+        silent = (
+            message.role == "assistant"
+            and bool(message.tool_calls)
+            and not message.content.strip()
+            and not message.thinking
+            and message.status is MessageStatus.COMPLETE
+        )
+        if silent:
+            self.setVisible(False)
+        elif self.isHidden() and self.parent() is not None:
+            self.setVisible(True)
 
     def _set_header(self, model: str) -> None:
         if self.role == "user":
@@ -311,6 +324,19 @@ class MessageWidget(QFrame):
             self._pending.clear()
         if not self._pending and not self._pending_thinking:
             self._timer.stop()
+
+    def end_round(self) -> None:
+        """The model asked for tools: this part of the reply is over (the answer goes on
+        in a new message after the tool calls). An empty part is hidden."""
+        self.flush()
+        self._streaming = False
+        self.body.finish()
+        if self._thinking_view is not None:
+            self._thinking_view.finish()
+        self.stats_label.setVisible(False)
+        if not self.body.text().strip() and not self.thinking_button.isVisibleTo(self):
+            self.setVisible(False)
+        self._update_buttons()
 
     def show_notice(self, text: str) -> None:
         self.notice.setText(text)
@@ -411,7 +437,7 @@ class ConversationView(QScrollArea):
         self._host_names = host_names
         self._messages: list[StoredMessage] = []
         self._first_built = 0  # index in _messages of the oldest message built
-        self.widgets: list[MessageWidget] = []
+        self.widgets: list[MessageWidget | ToolCallCard] = []
         self._stick = True
 
         inner = QWidget(self)
@@ -490,6 +516,8 @@ class ConversationView(QScrollArea):
         """Add a message at the bottom (the user's, or a reply about to stream)."""
         self._messages.append(message)
         widget = self._insert(len(self.widgets), message)
+        assert isinstance(widget, MessageWidget), "tool calls are added with add_card"
+
         self._mark_last_reply()
         self._stick = True
         self.scroll_to_bottom()
@@ -510,10 +538,31 @@ class ConversationView(QScrollArea):
         self._mark_last_reply()
 
     def widget_for(self, message_id: str) -> MessageWidget | None:
+        """The message widget (not a tool call card) of a message, if it is built."""
         for widget in self.widgets:
-            if widget.message_id == message_id:
+            if isinstance(widget, MessageWidget) and widget.message_id == message_id:
                 return widget
         return None
+
+    def card_for(self, call_id: str) -> ToolCallCard | None:
+        """The card of a tool call, if it is built."""
+        for widget in self.widgets:
+            if isinstance(widget, ToolCallCard) and widget.call_id == call_id:
+                return widget
+        return None
+
+    def add_card(self, card: ToolCallCard, conversation_id: str) -> ToolCallCard:
+        """Add a tool call at the bottom, while its reply is being written."""
+        self._messages.append(
+            StoredMessage(id="", conversation_id=conversation_id, seq=-1, role="tool")
+        )
+        card.setParent(self.widget())
+        self._layout.insertWidget(1 + len(self.widgets), card)
+        self.widgets.append(card)
+        self._mark_last_reply()
+        self._stick = True
+        self.scroll_to_bottom()
+        return card
 
     def message(self, message_id: str) -> StoredMessage | None:
         for message in self._messages:
@@ -545,7 +594,12 @@ class ConversationView(QScrollArea):
         for widget, message in zip(self.widgets, stored[self._first_built :], strict=False):
             widget.message_id = message.id
 
-    def _insert(self, index: int, message: StoredMessage) -> MessageWidget:
+    def _insert(self, index: int, message: StoredMessage) -> MessageWidget | ToolCallCard:
+        if message.role == "tool":
+            card = ToolCallCard.from_message(message, self.widget())
+            self._layout.insertWidget(1 + index, card)
+            self.widgets.insert(index, card)
+            return card
         widget = MessageWidget(
             message, self._host_names(message.host_id) if message.host_id else "", self.widget()
         )
@@ -562,6 +616,10 @@ class ConversationView(QScrollArea):
         last = self.widgets[-1] if self.widgets else None
         for widget in self.widgets:
             widget.set_last_reply(widget is last and widget.role == "assistant")
+
+    def message_widgets(self) -> list[MessageWidget]:
+        """The message widgets built (without the tool call cards)."""
+        return [w for w in self.widgets if isinstance(w, MessageWidget)]
 
     # -- scrolling ------------------------------------------------------------------------
     def scroll_to_bottom(self) -> None:

@@ -51,7 +51,16 @@ from app.core.chat import (
     SearchHit,
     StoredMessage,
 )
-from app.core.chat.types import ChatOptions, MessageStatus
+from app.core.chat.tools import ApprovalRequest, Decision
+from app.core.chat.types import (
+    ChatOptions,
+    MessageStatus,
+    ReplyContinued,
+    ToolCallDecided,
+    ToolCallFinished,
+    ToolCallRequested,
+    ToolsDropped,
+)
 from app.core.errors import CorralError, InvalidInput
 from app.core.hosts.base import ContentChunk, HostConfig, ThinkingChunk, ToolCallChunk
 from app.core.hosts.health import HealthMonitor, HostStatus
@@ -59,6 +68,7 @@ from app.core.hosts.registry import HostRegistry
 from app.ui.chat.composer import Composer
 from app.ui.chat.message_view import ConversationView, MessageWidget
 from app.ui.chat.options_dialog import ChatOptionsDialog
+from app.ui.chat.tool_card import ToolCallCard
 from app.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -92,6 +102,7 @@ class _Live:
     thinking: list[str] | None = None
     notice: str = ""
     note: str = ""  # said in the status line when the reply ends
+    message_id: str = ""  # the reply message being written (a new one per tool round)
 
 
 class ChatPanel(QWidget):
@@ -114,6 +125,7 @@ class ChatPanel(QWidget):
         replyEnded(str): a reply ended and was saved (its message id).
         modelsListed: the model picker was filled.
         errorShown(str): a message for the user was shown in the status line.
+        approvalRequested(str): a tool call waits for the user's answer (its call id).
     """
 
     conversationOpened = Signal(str)
@@ -121,6 +133,7 @@ class ChatPanel(QWidget):
     replyEnded = Signal(str)
     modelsListed = Signal()
     errorShown = Signal(str)
+    approvalRequested = Signal(str)
 
     def __init__(
         self,
@@ -144,6 +157,7 @@ class ChatPanel(QWidget):
         self._tasks = TaskRunner(self.show_error)
         self._models_task: asyncio.Task[Any] | None = None
         self._reachable_ids: set[str] = set()
+        self._approvals: dict[str, asyncio.Future[Decision]] = {}
         self._models_again = False
         self._started = False
         self._disabled = False
@@ -689,11 +703,15 @@ class ChatPanel(QWidget):
     def _live_widget(self, live: _Live) -> MessageWidget | None:
         if self.current is None or self.current.id != live.conversation_id:
             return None
-        return self.view.widget_for(live.handle.message_id)
+        return self.view.widget_for(live.message_id or live.handle.message_id)
+
+    def _live_shown(self, live: _Live) -> bool:
+        return self.current is not None and self.current.id == live.conversation_id
 
     async def _stream(self, live: _Live) -> None:
         assert live.content is not None and live.thinking is not None
         handle = live.handle
+        live.message_id = handle.message_id
         end: ReplyFinished | ReplyStopped | ReplyFailed | None = None
         try:
             async for event in handle:
@@ -712,17 +730,29 @@ class ChatPanel(QWidget):
                     widget = self._live_widget(live)
                     if widget is not None:
                         widget.begin_stream(event.host_name, event.model)
-                elif isinstance(event, HostSwitched):
-                    live.host_name, live.notice = event.host_name, event.text
+                elif isinstance(event, HostSwitched | ToolsDropped):
+                    if isinstance(event, HostSwitched):
+                        live.host_name = event.host_name
+                    live.notice = event.text
                     widget = self._live_widget(live)
                     if widget is not None:
-                        widget.begin_stream(event.host_name, event.model)
+                        if isinstance(event, HostSwitched):
+                            widget.begin_stream(event.host_name, event.model)
                         widget.show_notice(event.text)
                 elif isinstance(event, ToolCallChunk):
-                    live.notice = f"The model asked for the tool {event.call.name}."
-                    widget = self._live_widget(live)
-                    if widget is not None:
-                        widget.show_notice(live.notice)
+                    pass  # the engine follows with ToolCallRequested when it acts on it
+                elif isinstance(event, ToolCallRequested):
+                    self._tool_requested(live, event)
+                elif isinstance(event, ToolCallDecided):
+                    card = self.view.card_for(event.call_id) if self._live_shown(live) else None
+                    if card is not None:
+                        card.show_decision(event.decision, event.asked, event.note)
+                elif isinstance(event, ToolCallFinished):
+                    card = self.view.card_for(event.call_id) if self._live_shown(live) else None
+                    if card is not None:
+                        card.finish(event.message_id, event.result, event.error, event.duration_ms)
+                elif isinstance(event, ReplyContinued):
+                    self._next_round(live, event)
                 else:
                     end = event
         finally:
@@ -744,9 +774,73 @@ class ChatPanel(QWidget):
         elif isinstance(end, ReplyStopped):
             self._say("Stopped. What arrived is kept.")
         else:
-            self._say(live.note)
+            self._say(message.note or live.note)
         self.refresh_list()
         self.replyEnded.emit(message.id)
+
+    def _tool_requested(self, live: _Live, event: ToolCallRequested) -> None:
+        widget = self._live_widget(live)
+        if widget is not None:
+            widget.end_round()
+        if not self._live_shown(live):
+            return
+        card = ToolCallCard(event.call_id, event.name, event.server, event.tool, event.arguments)
+        card.decided.connect(self._on_decided)
+        self.view.add_card(card, live.conversation_id)
+        if event.call_id in self._approvals:
+            card.ask()
+
+    def _next_round(self, live: _Live, event: ReplyContinued) -> None:
+        """The tool results went back to the model: its next answer gets a widget of its
+        own, below the tool calls."""
+        assert live.content is not None and live.thinking is not None
+        previous = self._live_widget(live)
+        if previous is not None:
+            previous.end_round()
+        live.message_id = event.message_id
+        live.content.clear()
+        live.thinking.clear()
+        live.notice = ""
+        if not self._live_shown(live):
+            return
+        reply = StoredMessage(
+            id=event.message_id,
+            conversation_id=live.conversation_id,
+            seq=-1,
+            role="assistant",
+            model=live.model,
+            status=MessageStatus.STREAMING,
+        )
+        widget = self.view.add_message(reply)
+        widget.begin_stream(live.host_name, live.model)
+
+    # -- approvals ------------------------------------------------------------------------
+    async def approve(self, request: ApprovalRequest) -> Decision:
+        """Ask the user about a tool call (the engine's Approver): the call's card shows
+        Allow once / Allow in this conversation / Always allow this tool / Deny, and this
+        waits for the answer (cancelled with the reply)."""
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._approvals[request.call_id] = future
+        card = self.view.card_for(request.call_id)
+        if card is not None:
+            card.ask()
+        self.approvalRequested.emit(request.call_id)
+        try:
+            return await future
+        finally:
+            self._approvals.pop(request.call_id, None)
+            card = self.view.card_for(request.call_id)
+            if card is not None and card.asking:
+                card.close_prompt("Not answered: the reply was stopped.")
+
+    def _on_decided(self, call_id: str, decision: str) -> None:
+        future = self._approvals.get(call_id)
+        if future is not None and not future.done():
+            future.set_result(Decision(decision))
+
+    def pending_approvals(self) -> list[str]:
+        """The ids of the tool calls waiting for the user's answer."""
+        return [call_id for call_id, f in self._approvals.items() if not f.done()]
 
     async def _sync_ids(self, conversation_id: str) -> None:
         """Give the widgets the ids the store gave their messages (the user's message is
