@@ -191,6 +191,21 @@ def test_file_uris_are_paths(samples: Path) -> None:
     assert item.kind is DropKind.PYTHON_SCRIPT
 
 
+def test_a_pasted_path_is_a_path(samples: Path) -> None:
+    script = samples / "scripts" / "weather_server.py"
+    (item,) = preview_of(text=f' "{script}" ').items
+    assert item.kind is DropKind.PYTHON_SCRIPT
+    missing = preview_of(text=str(samples / "nope.py"))
+    assert not missing.items
+
+
+def test_a_link_loop_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    preview = preview_of(tmp_path / "a")
+    assert not preview.items and preview.errors[0]
+
+
 # --- scripts, packages, folders ----------------------------------------------------------
 
 
@@ -431,6 +446,9 @@ def test_bad_files_give_an_error_and_no_servers(tmp_path: Path) -> None:
 def test_nothing_at_all() -> None:
     preview = preview_of(text="   ")
     assert not preview.items and preview.errors
+    for path in ("", "a\0b"):
+        preview = preview_of(path)
+        assert not preview.items and preview.errors[0]
 
 
 def test_a_mixed_drop_keeps_what_can_be_used(samples: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ import tempfile
 import tomllib
 import zipfile
 import zlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -228,6 +229,7 @@ class _Context:
     platform: str
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    targets: set[Path] = field(default_factory=set)  # bundle folders planned by this drop
 
 
 @dataclass
@@ -266,30 +268,33 @@ def classify_drop(
         platform=platform or sys.platform,
     )
     found: list[_Found] = []
-    all_paths = [Path(p) for p in paths]
+    all_paths = [Path(p) for p in paths if str(p).strip()]
+    if len(all_paths) < len(paths):
+        ctx.errors.append("An empty path was dropped; it was left out.")
     if text is not None and text.strip():
-        uris = _file_uris(text)
+        uris = _file_uris(text) or _pasted_path(text)
         if uris:
             all_paths.extend(uris)
         else:
-            _guard(ctx, "The pasted text", lambda: found.extend(_classify_text(text, ctx)))
+            found += _guard(ctx, "The pasted text", functools.partial(_classify_text, text, ctx))
     for path in all_paths:
-        _guard(ctx, str(path), lambda path=path: found.extend(_classify_path(path, ctx)))
+        found += _guard(ctx, str(path), functools.partial(_classify_path, path, ctx))
     if not found and not ctx.errors:
         ctx.errors.append("Nothing was dropped or pasted that could be read.")
     return DropPreview(_items(found, ctx), tuple(ctx.errors), tuple(dict.fromkeys(ctx.warnings)))
 
 
-def _guard(ctx: _Context, what: str, work: Any) -> None:
+def _guard(ctx: _Context, what: str, work: Callable[[], list[_Found]]) -> list[_Found]:
+    """What ``work`` found; its failure noted in ``ctx.errors`` (nothing found then)."""
     try:
-        work()
+        return work()
     except McpConfigError as exc:
         ctx.errors.append(exc.message or f"{what} could not be used.")
     except RecursionError:
         ctx.errors.append(f"{what} is nested too deeply to be a config.")
-    except (OSError, ValueError) as exc:  # a path the system refuses (no access, NUL byte)
-        reason = _reason(exc) if isinstance(exc, OSError) else "it is not a valid path"
-        ctx.errors.append(f"{what} could not be read ({reason}).")
+    except OSError as exc:  # a file the system refuses to read (no access, gone meanwhile)
+        ctx.errors.append(f"{what} could not be read ({_reason(exc)}).")
+    return []
 
 
 def _items(found: list[_Found], ctx: _Context) -> tuple[DropItem, ...]:
@@ -341,6 +346,18 @@ def _file_uris(text: str) -> list[Path]:
     return out
 
 
+def _pasted_path(text: str) -> list[Path]:
+    """A pasted local path ("/home/u/server.py", "~/mcp.json", "C:\\x\\y.mcpb") that exists."""
+    line = text.strip().strip('"').strip("'")
+    if "\n" in line or len(line) > 4096 or not re.match(r"^(/|~|[A-Za-z]:[\\/]|\\\\)", line):
+        return []
+    try:
+        path = Path(line).expanduser()
+        return [path] if path.exists() else []
+    except (OSError, ValueError, RuntimeError):
+        return []
+
+
 def _classify_text(text: str, ctx: _Context) -> list[_Found]:
     if len(text) > MAX_CONFIG_BYTES:
         raise McpConfigError("The pasted text is larger than 1 MB, so it is not a config.")
@@ -367,13 +384,17 @@ def _is_launcher(word: str) -> bool:
 
 
 def _url_item(url: str, source: str) -> _Found:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise McpConfigError(f"{url} is not a valid address ({exc}).") from exc
     if parts.scheme.lower() not in ("http", "https"):
         raise McpConfigError(
             f"{url} is not an http:// or https:// address; Corral can add remote servers "
             "at web addresses only."
         )
-    name = _name_for_host(parts.hostname or "", parts.port)
+    name = _name_for_host(parts.hostname or "", port)
     first_guess = Transport.SSE if parts.path.rstrip("/").lower().endswith("/sse") else None
     server = import_server(
         name, {"url": url, **({"type": "sse"} if first_guess else {})}, source=source
@@ -452,12 +473,18 @@ def _is_container(data: Mapping[str, Any]) -> bool:
 
 def _classify_path(path: Path, ctx: _Context) -> list[_Found]:
     try:
-        if not path.exists():
-            raise McpConfigError(f"{path} does not exist.")
-        if path.is_dir():
-            return _classify_folder(path, ctx)
+        path = path.expanduser().resolve()
+        exists, is_dir = path.exists(), path.is_dir()
+    except RuntimeError as exc:  # a loop of symbolic links
+        raise McpConfigError(f"{path} could not be followed ({exc}).") from exc
+    except ValueError as exc:  # a NUL byte, a name the system cannot encode
+        raise McpConfigError(f"{str(path)!r} is not a valid path.") from exc
     except OSError as exc:
         raise McpConfigError(f"{path} could not be read ({_reason(exc)}).") from exc
+    if not exists:
+        raise McpConfigError(f"{path} does not exist.")
+    if is_dir:
+        return _classify_folder(path, ctx)
     suffix = path.suffix.lower()
     if suffix in (".mcpb", ".dxt"):
         return [_classify_bundle(path, ctx)]
@@ -778,9 +805,10 @@ def _classify_bundle(path: Path, ctx: _Context) -> _Found:
     folder_name = re.sub(r"[^A-Za-z0-9._-]+", "-", bundle_name).strip(".-") or "bundle"
     target = ctx.bundle_dir / folder_name
     n = 1
-    while target.exists():
+    while target.exists() or target in ctx.targets:
         n += 1
         target = ctx.bundle_dir / f"{folder_name}-{n}"
+    ctx.targets.add(target)
     variables = _bundle_variables(target, ctx)
     warnings: list[str] = []
 
@@ -826,7 +854,7 @@ def _classify_bundle(path: Path, ctx: _Context) -> _Found:
             entry["command"] = str(target / rel)
     entry["cwd"] = str(target)
 
-    requests = _user_config(manifest.get("user_config"), variables, warnings)
+    requests = _user_config(manifest.get("user_config"), variables)
     compat = manifest.get("compatibility")
     platforms = compat.get("platforms") if isinstance(compat, dict) else None
     if isinstance(platforms, list) and ctx.platform not in platforms:
@@ -861,9 +889,8 @@ def _substitute_all(value: Any, variables: Mapping[str, str], depth: int = 0) ->
     return value
 
 
-def _user_config(
-    raw: object, variables: Mapping[str, str], warnings: list[str]
-) -> dict[str, InputRequest]:
+def _user_config(raw: object, variables: Mapping[str, str]) -> dict[str, InputRequest]:
+    """The manifest's user_config fields, as inputs to ask for."""
     out: dict[str, InputRequest] = {}
     if not isinstance(raw, dict):
         return out
