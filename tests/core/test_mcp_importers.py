@@ -326,6 +326,8 @@ def test_fill_inputs_expands_several_answers_into_arguments() -> None:
     request = InputRequest("dirs", "Folders", kind="directory", multiple=True)
     filled = fill_inputs(config, [request], {"dirs": ["/a", "/b"]})
     assert filled.args == ("index.js", "/a", "/b")
+    filled = fill_inputs(config, [request], {"dirs": f"/c\n/d{os.pathsep}/e"})
+    assert filled.args == ("index.js", "/c", "/d", "/e")
 
 
 # --- finding other clients' files -------------------------------------------------------

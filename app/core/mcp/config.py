@@ -564,7 +564,8 @@ class InputRequest:
         description: what to ask, in the words of the file that declared it.
         password: True when the answer is a secret (shown masked, kept in the keyring).
         required: False when the server can start without it (``default`` is then used).
-        default: the value used when the user gives none.
+        default: the value used when the user gives none (for ``multiple``, the values
+            separated like PATH, with ``os.pathsep``).
         kind: ``string``, ``number``, ``boolean``, ``directory`` or ``file``.
         multiple: for directories and files, True when several may be chosen.
         choices: the answers to pick from, when the file gives a list.

@@ -902,7 +902,8 @@ def _user_config(raw: object, variables: Mapping[str, str]) -> dict[str, InputRe
         description = str(spec.get("description") or "")
         default = spec.get("default")
         if isinstance(default, list):
-            default_text = "\n".join(_substitute_bundle(_plain(d), variables) for d in default)
+            values = [_substitute_bundle(_plain(d), variables) for d in default]
+            default_text = os.pathsep.join(values)
         elif default is None:
             default_text = ""
         else:

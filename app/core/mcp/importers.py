@@ -776,8 +776,9 @@ def fill_inputs(
 ) -> ServerConfig:
     """``server`` with each ``${input:X}`` replaced by its answer (or its default).
 
-    An argument that is exactly one placeholder answered with several values becomes
-    several arguments. Values filled from a password input become secret (they go to the
+    An argument that is exactly one placeholder answered with several values (a list, or
+    for a ``multiple`` input one text with a value per line or separated like PATH)
+    becomes several arguments. Values filled from a password input become secret (they go to the
     keyring when saved). Raises McpConfigError naming what is still unanswered.
     """
     values: dict[str, list[str]] = {}
@@ -787,10 +788,13 @@ def fill_inputs(
     for input_id in ids:
         request = by_id.get(input_id, InputRequest(input_id, input_id))
         answer = answers.get(input_id)
-        items = [answer] if isinstance(answer, str) else list(answer or [])
+        if isinstance(answer, str):
+            items = _split_multiple(answer) if request.multiple else [answer]
+        else:
+            items = list(answer or [])
         items = [a for a in items if isinstance(a, str) and a != ""]
         if not items and request.default:
-            items = request.default.split("\n") if request.multiple else [request.default]
+            items = _split_multiple(request.default) if request.multiple else [request.default]
         if not items and request.required:
             missing.append(request.description or request.id)
             continue
@@ -838,6 +842,12 @@ def fill_inputs(
             )
         ),
     )
+
+
+def _split_multiple(text: str) -> list[str]:
+    """Several answers given as one text: one per line, or separated like PATH."""
+    parts = [p for line in text.splitlines() for p in line.split(os.pathsep)]
+    return [p.strip() for p in parts if p.strip()]
 
 
 def _all_values(server: ServerConfig) -> list[str]:
