@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor
     from app.core.hosts.registry import HostRegistry
+    from app.core.mcp.manager import McpManager
     from app.core.telemetry.service import TelemetryService
     from app.ui.main_window import MainWindow
 
@@ -48,6 +49,12 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         metavar="PATH",
         help="keep the chat history in this SQLite file instead of the default",
+    )
+    parser.add_argument(
+        "--mcp-config",
+        type=Path,
+        metavar="PATH",
+        help="read the MCP servers from this file instead of the default",
     )
     parser.add_argument(
         "--no-mdns",
@@ -85,6 +92,7 @@ class Services:
     discovery: DiscoveryService
     telemetry: TelemetryService
     chat_store: ChatStore
+    mcp: McpManager | None = None
 
 
 async def run_window(
@@ -96,6 +104,7 @@ async def run_window(
     discovery: DiscoveryService | None = None,
     telemetry: TelemetryService | None = None,
     chat_store: ChatStore | None = None,
+    mcp: McpManager | None = None,
     mdns: bool = True,
 ) -> None:
     """Show the window and start the services; run until ``closing`` is set; then stop
@@ -121,6 +130,8 @@ async def run_window(
             chat_store = None
     if health is not None:
         health.start()
+    if mcp is not None:
+        await mcp.start()  # servers start in tasks of their own; this does not wait on them
     if telemetry is not None:
         telemetry.start()
         if discovery is not None:  # agents announced over mDNS feed their hosts' graphs
@@ -135,6 +146,8 @@ async def run_window(
         await window.shutdown()
         if window.chat is not None:
             await window.chat.aclose()
+        if mcp is not None:
+            await mcp.aclose()
         if telemetry is not None:
             if discovery is not None:
                 discovery.agents_changed.disconnect(telemetry.set_found_agents)
@@ -162,14 +175,21 @@ def default_chat_path() -> Path:
     return platformdirs.user_data_path("corral", appauthor=False) / "chat.db"
 
 
-def compose(registry: HostRegistry, *, chat_path: Path | None = None) -> Services:
+def compose(
+    registry: HostRegistry, *, chat_path: Path | None = None, mcp_path: Path | None = None
+) -> Services:
     """The services of the app, set up from the registry's settings, and the window on them
     (call after the QApplication exists; nothing is started or opened here).
 
-    The chat history is kept in ``chat_path`` (default :func:`default_chat_path`)."""
+    The chat history is kept in ``chat_path`` (default :func:`default_chat_path`), the MCP
+    servers in ``mcp_path`` (default: ``mcp.json`` beside the settings)."""
     from app.core.chat import ChatEngine, ChatStore
+    from app.core.chat.tools import ApprovalRules
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor, HealthPolicy
+    from app.core.mcp.allow import ConfigAllowList
+    from app.core.mcp.config import McpConfigStore
+    from app.core.mcp.manager import McpManager
     from app.core.metrics.latency import LatencyBook
     from app.core.telemetry.service import TelemetryService
     from app.ui.main_window import MainWindow
@@ -192,12 +212,31 @@ def compose(registry: HostRegistry, *, chat_path: Path | None = None) -> Service
     telemetry = TelemetryService(registry, health)  # 1 s samples, 15 min window
     latency = LatencyBook()
     latency.attach(health)
+    mcp_store = McpConfigStore(mcp_path, registry.secrets)
+    loaded = mcp_store.load()
+    if loaded.problem:
+        registry.problems.append(loaded.problem)
+    mcp = McpManager(mcp_store.servers())
     chat_store = ChatStore(chat_path or default_chat_path())
-    chat = ChatEngine(registry, chat_store, health=health, latency=latency)
-    window = MainWindow(
-        registry, health, discovery, telemetry=telemetry, latency=latency, chat=chat
+    chat = ChatEngine(
+        registry,
+        chat_store,
+        health=health,
+        latency=latency,
+        tools=mcp,
+        rules=ApprovalRules(ConfigAllowList(mcp_store)),
     )
-    return Services(window, health, discovery, telemetry, chat_store)
+    window = MainWindow(
+        registry,
+        health,
+        discovery,
+        telemetry=telemetry,
+        latency=latency,
+        chat=chat,
+        mcp=mcp,
+        mcp_store=mcp_store,
+    )
+    return Services(window, health, discovery, telemetry, chat_store, mcp)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = HostRegistry(SettingsStore(args.settings), SecretStore())
     for problem in registry.problems:
         log.warning("%s", problem)
-    services = compose(registry, chat_path=args.chat_db)
+    services = compose(registry, chat_path=args.chat_db, mcp_path=args.mcp_config)
 
     closing = asyncio.Event()
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
@@ -256,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 discovery=services.discovery,
                 telemetry=services.telemetry,
                 chat_store=services.chat_store,
+                mcp=services.mcp,
                 mdns=not args.no_mdns,
             ),
             name="corral window",

@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
     registry = HostRegistry(SettingsStore(args.settings), SecretStore())
-    services = compose(registry, chat_path=args.settings.parent / "chat.db")
+    services = compose(
+        registry,
+        chat_path=args.settings.parent / "chat.db",
+        mcp_path=args.settings.parent / "mcp.json",
+    )
     window = services.window
 
     def report(at: float) -> None:
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             discovery=services.discovery,
             telemetry=services.telemetry,
             chat_store=services.chat_store,
+            mcp=services.mcp,
             mdns=False,
         )
 

@@ -107,7 +107,9 @@ def run(argv: list[str]) -> Result:
         )
         registry.remove("local")
         host = registry.add(fake.url, "Bench box")
-        services = compose(registry, chat_path=Path(tmp) / "chat.db")
+        services = compose(
+            registry, chat_path=Path(tmp) / "chat.db", mcp_path=Path(tmp) / "mcp.json"
+        )
         window = services.window
         window.resize(1500, 950)
         closing = asyncio.Event()
@@ -122,6 +124,7 @@ def run(argv: list[str]) -> Result:
                     discovery=services.discovery,
                     telemetry=services.telemetry,
                     chat_store=services.chat_store,
+                    mcp=services.mcp,
                     mdns=False,
                 )
             )

@@ -53,6 +53,8 @@ from app.ui.item_models import (
     ModelTableModel,
 )
 from app.ui.latency_panel import LatencyPanel
+from app.ui.mcp_controller import McpController
+from app.ui.mcp_panel import McpPanel
 from app.ui.pull_dialog import PullDialog
 from app.ui.scan_dialog import ScanDialog
 from app.ui.suggestions import SuggestionsStrip
@@ -60,6 +62,8 @@ from app.ui.tasks import TaskRunner
 
 if TYPE_CHECKING:
     from app.core.chat.engine import ChatEngine
+    from app.core.mcp.config import McpConfigStore
+    from app.core.mcp.manager import McpManager
     from app.core.telemetry.service import TelemetryService
 
 log = logging.getLogger(__name__)
@@ -116,6 +120,9 @@ class MainWindow(QMainWindow):
             docks say that telemetry is off, and start hidden).
         chat: the injected :class:`ChatEngine` (None: the Chat dock starts hidden).
         chat_panel, chat_dock: the :class:`ChatPanel` and its dock.
+        mcp, mcp_store: the injected MCP manager and config store (None: no MCP dock).
+        mcp_panel, mcp_controller, mcp_dock: the :class:`McpPanel`, what acts on its
+            requests, and its dock (tabbed with Hardware and Latency).
         hardware_panel, hardware_dock: the :class:`HardwarePanel` and its dock.
         latency_panel, latency_dock: the :class:`LatencyPanel` and its dock.
         add_host_button, scan_button, edit_host_button, remove_host_button: host buttons.
@@ -130,9 +137,10 @@ class MainWindow(QMainWindow):
     hostTitle, hostReason, modelsStatus, modelsView, addHostButton, scanButton,
     editHostButton, removeHostButton, pullModelButton, loadButton, unloadButton,
     unloadAllButton, deleteButton, detailsButton, refreshButton, allLoadButton,
-    allUnloadButton, allPullButton, allDeleteButton, hardwareDock, latencyDock, chatDock; actions
-    addHostAction, scanAction, refreshAction, unloadAllAction, quitAction,
-    hardwareDockAction, latencyDockAction, chatDockAction; the confirmations confirmRemoveHost,
+    allUnloadButton, allPullButton, allDeleteButton, hardwareDock, latencyDock, chatDock,
+    mcpDock; actions addHostAction, scanAction, refreshAction, unloadAllAction, quitAction,
+    hardwareDockAction, latencyDockAction, chatDockAction, mcpDockAction; the confirmations
+    confirmRemoveHost,
     confirmDelete and confirmUnloadAll (accept buttons with the suffix Accept).
 
     Signals:
@@ -158,6 +166,8 @@ class MainWindow(QMainWindow):
         telemetry: TelemetryService | None = None,
         latency: LatencyBook | None = None,
         chat: ChatEngine | None = None,
+        mcp: McpManager | None = None,
+        mcp_store: McpConfigStore | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -170,6 +180,8 @@ class MainWindow(QMainWindow):
         self.telemetry = telemetry
         self.latency = latency
         self.chat = chat
+        self.mcp = mcp
+        self.mcp_store = mcp_store
         self._tasks = TaskRunner(self.show_error)
         self._registry_signals = RegistrySignals(registry, self)
         self._health_signals = HealthSignals(health, self)
@@ -380,9 +392,25 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.chat_dock.setVisible(self.chat is not None)
+        self.mcp_panel: McpPanel | None = None
+        self.mcp_controller: McpController | None = None
+        self.mcp_dock: QDockWidget | None = None
+        docks = [(self.chat_dock, "chatDockAction")]
+        if self.mcp is not None:
+            self.mcp_panel = McpPanel(self.mcp, parent=self)
+            if self.mcp_store is not None:
+                self.mcp_controller = McpController(
+                    self.mcp_panel, self.mcp_store, self.mcp, parent=self
+                )
+            self.mcp_dock = self._dock("MCP servers", "mcpDock", self.mcp_panel)
+            self.tabifyDockWidget(self.latency_dock, self.mcp_dock)
+            self.hardware_dock.raise_()
+            docks.append((self.mcp_dock, "mcpDockAction"))
+        if self.chat is not None and self.chat.approver is None:
+            self.chat.approver = self.chat_panel  # tool calls are asked about in the chat
         view_menu = self.menuBar().addMenu("&View")
         for dock, name in (
-            (self.chat_dock, "chatDockAction"),
+            *docks,
             (self.hardware_dock, "hardwareDockAction"),
             (self.latency_dock, "latencyDockAction"),
         ):
@@ -524,6 +552,10 @@ class MainWindow(QMainWindow):
         if self.scan_dialog is not None:
             await self.scan_dialog.cancel_and_wait()
         await self.chat_panel.shutdown()
+        if self.mcp_controller is not None:
+            await self.mcp_controller.shutdown()
+        if self.mcp_panel is not None:
+            await self.mcp_panel.shutdown()
         await self._tasks.cancel_all()
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -160,6 +160,7 @@ class McpPanel(QWidget):
         enableRequested(str, bool), removeRequested(str): for the owner, which changes the
             config and hands it to the manager.
         dropped(object): something was dropped or pasted: ``(paths, text)``.
+        importRequested: the user asked to import other apps' MCP configurations.
     """
 
     statusShown = Signal(str)
@@ -167,6 +168,7 @@ class McpPanel(QWidget):
     enableRequested = Signal(str, bool)
     removeRequested = Signal(str)
     dropped = Signal(object)
+    importRequested = Signal()
 
     def __init__(
         self,
@@ -179,7 +181,7 @@ class McpPanel(QWidget):
         self.setObjectName("mcpPanel")
         self.setAcceptDrops(True)
         self.manager = manager
-        self._enabled_of = enabled_of or (lambda _name: True)
+        self.enabled_of: Callable[[str], bool] = enabled_of or (lambda _name: True)
         self._signals = McpSignals(manager, self)
         self._tasks = TaskRunner(self.show_error)
         self._build()
@@ -198,7 +200,16 @@ class McpPanel(QWidget):
         )
         self.drop_hint.setObjectName("mcpDropHint")
         self.drop_hint.setWordWrap(True)
-        layout.addWidget(self.drop_hint)
+        top = QHBoxLayout()
+        top.addWidget(self.drop_hint, 1)
+        self.import_button = QPushButton("Import from other apps…", self)
+        self.import_button.setObjectName("mcpImportButton")
+        self.import_button.setToolTip(
+            "Look for the MCP servers of Claude Desktop, Cursor, VS Code, Zed, Continue, "
+            "LM Studio, Windsurf, Jan, AnythingLLM and oterm on this computer"
+        )
+        top.addWidget(self.import_button)
+        layout.addLayout(top)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         layout.addWidget(splitter, 1)
 
@@ -276,6 +287,7 @@ class McpPanel(QWidget):
         self.remove_button.clicked.connect(self._remove_selected)
         self.tool_picker.currentIndexChanged.connect(self._prefill_arguments)
         self.run_button.clicked.connect(self.run_test)
+        self.import_button.clicked.connect(self.importRequested)
 
     async def shutdown(self) -> None:
         self._signals.detach()
@@ -393,7 +405,7 @@ class McpPanel(QWidget):
         for button in (self.enable_button, self.restart_button, self.remove_button):
             button.setEnabled(name is not None)
         if name is not None:
-            enabled = self._enabled_of(name)
+            enabled = self.enabled_of(name)
             self.enable_button.setText("Disable" if enabled else "Enable")
             self.restart_button.setEnabled(enabled)
         self.run_button.setEnabled(name is not None and self.tool_picker.count() > 0)
@@ -401,7 +413,7 @@ class McpPanel(QWidget):
     def _toggle_enabled(self) -> None:
         name = self.selected_name()
         if name is not None:
-            self.enableRequested.emit(name, not self._enabled_of(name))
+            self.enableRequested.emit(name, not self.enabled_of(name))
 
     def _remove_selected(self) -> None:
         name = self.selected_name()

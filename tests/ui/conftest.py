@@ -21,9 +21,13 @@ import pytest
 from PySide6.QtWidgets import QApplication
 
 from app.core.chat import ChatEngine, ChatStore
+from app.core.chat.tools import ApprovalRules
 from app.core.discovery.service import DiscoveryService
 from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.registry import HostRegistry
+from app.core.mcp.allow import ConfigAllowList
+from app.core.mcp.config import McpConfigStore
+from app.core.mcp.manager import McpManager
 from app.core.metrics.latency import LatencyBook
 from app.core.secrets import SecretStore
 from app.core.settings import SettingsStore
@@ -181,6 +185,7 @@ class WindowOpener(Protocol):
         latency: LatencyBook | None = ...,
         make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = ...,
         chat_db: Path | None = ...,
+        mcp_config: Path | None = ...,
     ) -> AbstractAsyncContextManager[MainWindow]: ...
 
 
@@ -192,7 +197,9 @@ def open_window(qtbot: Any) -> WindowOpener:
     :data:`TEST_POLICY`) and a discovery service (``discovery``, by default one that
     looks at no port of this machine, so that what runs on the developer's machine does
     not show up), starts them with the window and closes them after it.
-    ``chat_db`` (a path) gives the window a chat engine on a store in that file.
+    ``chat_db`` (a path) gives the window a chat engine on a store in that file;
+    ``mcp_config`` (an MCP config file) an MCP manager on its servers, whose tools the chat
+    offers (the allow list kept in that file).
     ``telemetry`` (a telemetry service, or ``make_telemetry(registry, monitor)`` to build
     one on the monitor) and ``latency`` (a :class:`LatencyBook`, attached to the monitor)
     are handed to the window, started with it and closed after it.
@@ -214,14 +221,28 @@ def open_window(qtbot: Any) -> WindowOpener:
         latency: LatencyBook | None = None,
         make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = None,
         chat_db: Path | None = None,
+        mcp_config: Path | None = None,
     ) -> AsyncIterator[MainWindow]:
         health = HealthMonitor(reg, policy or TEST_POLICY)
         store: ChatStore | None = None
         engine: ChatEngine | None = None
+        mcp: McpManager | None = None
+        mcp_store: McpConfigStore | None = None
+        if mcp_config is not None:
+            mcp_store = McpConfigStore(mcp_config, reg.secrets)
+            mcp_store.load()
+            mcp = McpManager(mcp_store.servers(), call_timeout_s=5.0, backoff_initial_s=0.2)
         if chat_db is not None:
             store = ChatStore(chat_db)
             await store.open()
-            engine = ChatEngine(reg, store, health=health, latency=latency)
+            engine = ChatEngine(
+                reg,
+                store,
+                health=health,
+                latency=latency,
+                tools=mcp,
+                rules=ApprovalRules(ConfigAllowList(mcp_store)) if mcp_store else None,
+            )
         if discovery is None:
             discovery = DiscoveryService(reg, ports=reg.settings.scan_ports, local_ports=())
         if latency is not None:
@@ -229,11 +250,20 @@ def open_window(qtbot: Any) -> WindowOpener:
         if make_telemetry is not None:
             telemetry = make_telemetry(reg, health)
         window = MainWindow(
-            reg, health, discovery, telemetry=telemetry, latency=latency, chat=engine
+            reg,
+            health,
+            discovery,
+            telemetry=telemetry,
+            latency=latency,
+            chat=engine,
+            mcp=mcp,
+            mcp_store=mcp_store,
         )
         qtbot.addWidget(window)
         window.show()
         health.start()
+        if mcp is not None:
+            await mcp.start()
         if telemetry is not None:
             telemetry.start()
         window.start()
@@ -243,6 +273,8 @@ def open_window(qtbot: Any) -> WindowOpener:
             await window.shutdown()
             if engine is not None:
                 await engine.aclose()
+            if mcp is not None:
+                await mcp.aclose()
             if store is not None:
                 await store.close()
             if telemetry is not None:

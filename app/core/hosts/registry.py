@@ -146,6 +146,11 @@ class HostRegistry:
             self._secret_cache[key] = self._secrets.get(key)
         return self._secret_cache[key]
 
+    @property
+    def secrets(self) -> SecretStore:
+        """The secret store (the OS keyring) the registry keeps host secrets in."""
+        return self._secrets
+
     def hosts(self) -> list[HostConfig]:
         saved = {e.id: e for e in self.settings.hosts}
         out: list[HostConfig] = []
