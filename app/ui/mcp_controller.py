@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.core.errors import CorralError
+from app.core.mcp.allow import ConfigAllowList
 from app.core.mcp.config import McpConfigStore
 from app.core.mcp.drop import classify_drop
 from app.core.mcp.importers import find_client_configs
@@ -67,6 +68,10 @@ class McpController(QObject):
         panel.removeRequested.connect(self.confirm_remove)
         panel.dropped.connect(self.preview_drop)
         panel.importRequested.connect(self.preview_other_apps)
+        panel.revokeRequested.connect(self.revoke)
+        panel.approvalsShown.connect(self.refresh_approvals)
+        self.allow_list = ConfigAllowList(store)
+        self.refresh_approvals()
 
     def enabled(self, name: str) -> bool:
         try:
@@ -79,6 +84,20 @@ class McpController(QObject):
         await self.manager.set_configs(self.store.servers())
         self.panel.sync_servers()
         self.configApplied.emit()
+
+    # -- approval rules -------------------------------------------------------------------
+    def refresh_approvals(self) -> None:
+        self.panel.show_approvals(self.allow_list.rules())
+
+    def revoke(self, server: str, tool: str) -> None:
+        """The tool asks again before it runs (its "always allow" is withdrawn)."""
+        self._tasks.spawn(self._revoke(server, tool), name=f"revoke {server}/{tool}")
+
+    async def _revoke(self, server: str, tool: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.allow_list.revoke, server, tool)
+        self.refresh_approvals()
+        self.panel.say(f"{tool} on {server} will ask again before it runs.")
 
     # -- enable, disable, remove ----------------------------------------------------------
     def set_enabled(self, name: str, enabled: bool) -> None:

@@ -161,6 +161,8 @@ class McpPanel(QWidget):
             config and hands it to the manager.
         dropped(object): something was dropped or pasted: ``(paths, text)``.
         importRequested: the user asked to import other apps' MCP configurations.
+        revokeRequested(str, str): ask again before this tool (server, tool) runs.
+        approvalsShown: the Approvals tab was opened (its list should be read again).
     """
 
     statusShown = Signal(str)
@@ -169,6 +171,8 @@ class McpPanel(QWidget):
     removeRequested = Signal(str)
     dropped = Signal(object)
     importRequested = Signal()
+    revokeRequested = Signal(str, str)
+    approvalsShown = Signal()
 
     def __init__(
         self,
@@ -268,6 +272,21 @@ class McpPanel(QWidget):
         self.result_view.setReadOnly(True)
         form.addRow("Result", self.result_view)
         tabs.addTab(test, "Test a tool")
+        approvals = QWidget(tabs)
+        approvals_layout = QVBoxLayout(approvals)
+        approvals_layout.addWidget(
+            QLabel("Tools that run without asking (\u201calways allow\u201d):", approvals)
+        )
+        self.approvals_view = QTreeWidget(approvals)
+        self.approvals_view.setObjectName("mcpApprovals")
+        self.approvals_view.setHeaderLabels(["Server", "Tool"])
+        self.approvals_view.setRootIsDecorated(False)
+        approvals_layout.addWidget(self.approvals_view, 1)
+        self.revoke_button = QPushButton("Ask again (revoke)", approvals)
+        self.revoke_button.setObjectName("mcpRevokeButton")
+        self.revoke_button.setEnabled(False)
+        approvals_layout.addWidget(self.revoke_button)
+        self.approvals_tab = tabs.addTab(approvals, "Approvals")
         self.tabs = tabs
         right_layout.addWidget(tabs, 1)
         splitter.setStretchFactor(1, 1)
@@ -288,6 +307,13 @@ class McpPanel(QWidget):
         self.tool_picker.currentIndexChanged.connect(self._prefill_arguments)
         self.run_button.clicked.connect(self.run_test)
         self.import_button.clicked.connect(self.importRequested)
+        self.approvals_view.currentItemChanged.connect(
+            lambda *_: self.revoke_button.setEnabled(self.approvals_view.currentItem() is not None)
+        )
+        self.revoke_button.clicked.connect(self._revoke_selected)
+        self.tabs.currentChanged.connect(
+            lambda i: self.approvalsShown.emit() if i == self.approvals_tab else None
+        )
 
     async def shutdown(self) -> None:
         self._signals.detach()
@@ -426,6 +452,27 @@ class McpPanel(QWidget):
             return
         self.say(f"Restarting {name}…")
         self._tasks.spawn(self.manager.restart(name), name=f"restart {name}")
+
+    # -- approval rules -------------------------------------------------------------------
+    def show_approvals(self, rules: list[tuple[str, str]]) -> None:
+        """List the tools that run without asking."""
+        self.approvals_view.clear()
+        for server, tool in rules:
+            self.approvals_view.addTopLevelItem(QTreeWidgetItem([server, tool]))
+        self.revoke_button.setEnabled(False)
+
+    def approvals(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for i in range(self.approvals_view.topLevelItemCount()):
+            item = self.approvals_view.topLevelItem(i)
+            if item is not None:
+                out.append((item.text(0), item.text(1)))
+        return out
+
+    def _revoke_selected(self) -> None:
+        item = self.approvals_view.currentItem()
+        if item is not None:
+            self.revokeRequested.emit(item.text(0), item.text(1))
 
     # -- test a tool ----------------------------------------------------------------------
     def _prefill_arguments(self, *_: object) -> None:

@@ -29,6 +29,12 @@ def test_conformance_scenario(scenario: str) -> None:
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("npx (Node.js) is needed to run the MCP conformance suite; not on PATH")
+    node = shutil.which("node")
+    version = subprocess.run(
+        [node or "node", "-p", "process.versions.node"], capture_output=True, text=True
+    ).stdout.strip()
+    if not version or int(version.split(".")[0]) < 20:
+        pytest.skip(f"the MCP conformance suite needs Node 20 or later; this is {version!r}")
     client = f"{sys.executable} -m app.core.mcp.conformance"
     try:
         run = subprocess.run(

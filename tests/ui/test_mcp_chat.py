@@ -137,6 +137,26 @@ async def test_deny_tells_the_model_and_always_allow_is_kept(
         assert asked == []  # always allowed: not asked again
         assert "by a rule" in _cards(panel)[-1].decision_label.text()
 
+        # the rule is listed with the MCP servers, and can be taken back
+        mcp_panel = window.mcp_panel
+        assert mcp_panel is not None
+        mcp_panel.tabs.setCurrentIndex(mcp_panel.approvals_tab)
+        await wait_for(lambda: mcp_panel.approvals() == [("fake", "echo")])
+        item = mcp_panel.approvals_view.topLevelItem(0)
+        assert item is not None
+        mcp_panel.approvals_view.setCurrentItem(item)
+        mcp_panel.revoke_button.click()
+        await wait_for(lambda: mcp_panel.approvals() == [])
+        saved = json.loads(config.read_text(encoding="utf-8"))
+        assert saved["mcpServers"]["fake"].get("autoApprove", []) == []
+        fake.tool_script = [ToolScriptStep.call("echo", {"text": "fourth"})]
+        panel.composer.setPlainText("Echo after the revoke")
+        panel.send()
+        await wait_for(lambda: asked, timeout=10)  # asked again
+        panel.stop()
+        await wait_for(lambda: not panel.busy, timeout=10)
+        assert "Not answered" in _cards(panel)[-1].decision_label.text()
+
 
 def _drop(window: MainWindow, mime: QMimeData) -> None:
     panel = window.mcp_panel
