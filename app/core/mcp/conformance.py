@@ -10,23 +10,34 @@ connects over streamable HTTP, initializes, lists the tools and, except in the
 schema. It exits 0 when all of that worked, 1 otherwise, with the reason on stderr.
 
 ``localhost`` in the URL is replaced by ``127.0.0.1``: Corral connects to IPv4 loopback,
-and the suite's servers listen on every address.
+and the suite's servers listen on every address. In the ``auth/*`` scenarios the URL is
+kept as it is (the protected resource metadata names it), the sign-in "browser" is an
+HTTP client that follows the redirects to Corral's loopback callback, the tokens are
+kept in memory only, and a client given in ``MCP_CONFORMANCE_CONTEXT`` (``client_id``,
+``client_secret``) is used as a pre-registered client.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from keyring.backends import fail
+
 from app.core.mcp.manager import McpManager
+from app.core.mcp.oauth import follow_in_http_client
 from app.core.mcp.types import McpError, ServerConfig, ServerState, ServerStatus, Transport
+from app.core.secrets import SecretStore
 
 NAME = "conformance"
+# The client id metadata document the suite's auth/basic-cimd scenario expects.
+CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
 
 
 def loopback_url(url: str) -> str:
@@ -74,10 +85,28 @@ def _sample_value(spec: Mapping[str, Any], index: int) -> Any:
 
 
 async def run(url: str, scenario: str, timeout_s: float = 20.0) -> int:
-    config = ServerConfig(name=NAME, transport=Transport.HTTP, url=loopback_url(url))
-    manager = McpManager(
-        [config], connect_timeout_s=timeout_s, call_timeout_s=timeout_s, breaker_crashes=1
+    auth = scenario.startswith("auth/")
+    config = ServerConfig(
+        name=NAME, transport=Transport.HTTP, url=url if auth else loopback_url(url)
     )
+    manager = McpManager(
+        [config],
+        connect_timeout_s=timeout_s,
+        call_timeout_s=timeout_s,
+        breaker_crashes=1,
+        oauth_secrets=SecretStore(fail.Keyring()),  # type: ignore[no-untyped-call]
+        open_browser=follow_in_http_client,
+        sign_in_timeout_s=timeout_s,
+        oauth_client_metadata_url=CLIENT_METADATA_URL if auth else None,
+    )
+    context = _context()
+    if context.get("client_id"):
+        client = {
+            "client_id": context["client_id"],
+            "client_secret": context.get("client_secret"),
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+        manager.oauth_store(NAME).save("client", json.dumps(client))
     settled = asyncio.Event()
 
     def on_change(status: ServerStatus) -> None:
@@ -113,6 +142,14 @@ async def run(url: str, scenario: str, timeout_s: float = 20.0) -> int:
         return 1
     finally:
         await manager.aclose()
+
+
+def _context() -> dict[str, Any]:
+    try:
+        context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
+    except ValueError:
+        return {}
+    return context if isinstance(context, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import webbrowser
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -38,15 +39,25 @@ import httpx2
 from mcp import Client, MCPError, StdioServerParameters
 from mcp import types as mcp_types
 from mcp.client import Transport as SdkTransport
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, OAuthFlowError
 from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from app import __version__
 from app.core.events import Event
+from app.core.mcp.oauth import (
+    CALLBACK_PATH,
+    BrowserOpener,
+    BrowserSignIn,
+    LoopbackCallback,
+    OAuthTokenStore,
+    SignInError,
+)
 from app.core.mcp.stdio import StderrTail, child_environment
 from app.core.mcp.types import (
     AudioPart,
@@ -66,6 +77,7 @@ from app.core.mcp.types import (
     ToolTimeout,
     Transport,
 )
+from app.core.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +193,18 @@ class McpManager:
             doubles from the first to at most the second.
         breaker_crashes, breaker_window_s: that many failures within the window open the
             circuit breaker: no more restarts until :meth:`restart`.
+        oauth_secrets: where OAuth tokens of remote servers are kept (the OS keyring).
+        open_browser: opens an authorization URL for the user (``webbrowser.open``).
+        sign_in_timeout_s: how long a sign-in in the browser may take.
+        oauth_client_metadata_url: an https URL of Corral's client metadata document, used
+            as the client id where the authorization server supports that (none: the
+            client registers itself).
+
+    A streamable HTTP or SSE server configured without an ``Authorization`` header signs
+    in with OAuth when it answers 401: the authorization URL is opened in the browser and
+    the status says "waiting for you to sign in in the browser" until the redirect comes
+    back to a loopback address, or the sign-in times out (then the server is not
+    restarted by itself).
     """
 
     def __init__(
@@ -194,6 +218,10 @@ class McpManager:
         backoff_max_s: float = 30.0,
         breaker_crashes: int = 5,
         breaker_window_s: float = 120.0,
+        oauth_secrets: SecretStore | None = None,
+        open_browser: BrowserOpener = webbrowser.open,
+        sign_in_timeout_s: float = 300.0,
+        oauth_client_metadata_url: str | None = None,
     ) -> None:
         if max_concurrent_calls < 1:
             raise ValueError("max_concurrent_calls must be at least 1")
@@ -207,6 +235,11 @@ class McpManager:
         self.backoff_max_s = backoff_max_s
         self.breaker_crashes = breaker_crashes
         self.breaker_window_s = breaker_window_s
+        self.open_browser = open_browser
+        self.sign_in_timeout_s = sign_in_timeout_s
+        self.oauth_client_metadata_url = oauth_client_metadata_url
+        self._oauth_secrets = oauth_secrets
+        self._oauth_stores: dict[str, OAuthTokenStore] = {}
         self._slots: dict[str, _Slot] = {}
         self._running = False
         for config in _unique(configs):
@@ -383,8 +416,9 @@ class McpManager:
         tail = StderrTail()
         try:
             async with contextlib.AsyncExitStack() as stack:
-                transport = await self._open_transport(config, stack, tail)
-                async with asyncio.timeout(self.connect_timeout_s):
+                async with asyncio.timeout(self.connect_timeout_s) as deadline:
+                    on_waiting = self._pause_while_waiting(deadline, None)
+                    transport = await self._open_transport(config, stack, tail, on_waiting)
                     client = await stack.enter_async_context(self._client(transport, None))
                     tools = await _list_tools(client, config.name)
                 version = _server_version(client)
@@ -470,6 +504,15 @@ class McpManager:
                 log.warning(
                     "MCP server %s failed: %s", name, why, exc_info=log.isEnabledFor(logging.DEBUG)
                 )
+                if isinstance(_leaf(exc), SignInError | OAuthFlowError):
+                    self._publish(
+                        slot,
+                        state=ServerState.FAILED,
+                        reason=f"{name} could not sign in: {why}. Restart it to try again.",
+                        tools=(),
+                        breaker_open=True,
+                    )
+                    return
             else:
                 return  # stopped on request
             finally:
@@ -509,19 +552,21 @@ class McpManager:
         slot.reached_ready = False
         config = slot.config
         async with contextlib.AsyncExitStack() as stack:
-            transport = await self._open_transport(config, stack, slot.tail)
-            watched = _watched(transport, lambda: slot.ask("closed"))
-            async with asyncio.timeout(self.connect_timeout_s):
+            async with asyncio.timeout(self.connect_timeout_s) as deadline:
+                on_waiting = self._pause_while_waiting(deadline, slot)
+                transport = await self._open_transport(config, stack, slot.tail, on_waiting)
+                watched = _watched(transport, lambda: slot.ask("closed"))
                 client = await stack.enter_async_context(
                     self._client(watched, lambda: slot.ask("refresh"))
                 )
                 tools = await _list_tools(client, config.name)
             slot.client = client
             slot.reached_ready = True
+            store = self._oauth_stores.get(config.name)
             self._publish(
                 slot,
                 state=ServerState.READY,
-                reason="",
+                reason=store.not_kept if store is not None else "",
                 tools=tools,
                 server_version=_server_version(client),
             )
@@ -566,11 +611,79 @@ class McpManager:
         self._publish(slot, tools=tools)
 
     # -- connecting -------------------------------------------------------------------
+    def _pause_while_waiting(
+        self, deadline: asyncio.Timeout, slot: _Slot | None
+    ) -> Callable[[str], None]:
+        """A callback for the sign-in: while the user is expected in the browser the
+        connect deadline is off and the status says so; afterwards the deadline restarts."""
+
+        def on_waiting(text: str) -> None:
+            when = None if text else asyncio.get_running_loop().time() + self.connect_timeout_s
+            # Once connected, a later sign-in (a scope step-up) has no connect deadline.
+            with contextlib.suppress(RuntimeError):
+                deadline.reschedule(when)
+            if slot is not None and slot.status.state is ServerState.STARTING:
+                self._publish(slot, reason=text)
+
+        return on_waiting
+
+    def oauth_store(self, name: str) -> OAuthTokenStore:
+        """The OAuth tokens of the server ``name`` (kept in the OS keyring)."""
+        store = self._oauth_stores.get(name)
+        if store is None:
+            store = self._oauth_stores[name] = OAuthTokenStore(name, self._oauth_secrets)
+        return store
+
+    async def _oauth(
+        self,
+        config: ServerConfig,
+        stack: contextlib.AsyncExitStack,
+        on_waiting: Callable[[str], None] | None,
+    ) -> OAuthClientProvider | None:
+        """The OAuth provider for an HTTP/SSE server (None where an Authorization header is
+        configured); its loopback callback listens until the session closes."""
+        if any(key.strip().lower() == "authorization" for key in config.headers):
+            return None
+        store = self.oauth_store(config.name)
+        storage = _KeyringTokenStorage(store)
+        port = await storage.registered_port()
+        callback = await stack.enter_async_context(LoopbackCallback(port))
+        storage.redirect_uri = callback.redirect_uri
+        sign_in = BrowserSignIn(
+            callback,
+            open_browser=self.open_browser,
+            timeout_s=self.sign_in_timeout_s,
+            on_waiting=on_waiting,
+        )
+
+        async def callback_handler() -> AuthorizationCodeResult:
+            result = await sign_in.wait()
+            return AuthorizationCodeResult(code=result.code, state=result.state, iss=result.iss)
+
+        metadata = OAuthClientMetadata(
+            client_name="Corral",
+            redirect_uris=[callback.redirect_uri],  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+        )
+        return OAuthClientProvider(
+            config.url,
+            metadata,
+            storage,
+            redirect_handler=sign_in.redirect,
+            callback_handler=callback_handler,
+            client_metadata_url=self.oauth_client_metadata_url,
+        )
+
     async def _open_transport(
-        self, config: ServerConfig, stack: contextlib.AsyncExitStack, tail: StderrTail
+        self,
+        config: ServerConfig,
+        stack: contextlib.AsyncExitStack,
+        tail: StderrTail,
+        on_waiting: Callable[[str], None] | None = None,
     ) -> SdkTransport:
-        """The SDK transport for ``config``; what it needs (stderr pipe, HTTP client) is
-        entered into ``stack`` so that it closes after the session."""
+        """The SDK transport for ``config``; what it needs (stderr pipe, HTTP client, OAuth
+        callback) is entered into ``stack`` so that it closes after the session."""
         if config.transport is Transport.STDIO:
             if not config.command.strip():
                 raise McpConfigError("no command is configured")
@@ -585,16 +698,19 @@ class McpManager:
         _check_url(config.url)
         call_timeout = max(self.call_timeout_s, config.timeout_s or 0.0)
         read_timeout = max(_HTTP_READ_TIMEOUT_S, call_timeout + 5.0)
+        auth = await self._oauth(config, stack, on_waiting)
         if config.transport is Transport.SSE:
             return sse_client(
                 config.url,
                 headers=dict(config.headers),
                 timeout=self.connect_timeout_s,
                 sse_read_timeout=read_timeout,
+                auth=auth,
             )
         http = httpx2.AsyncClient(
             headers=dict(config.headers),
             timeout=httpx2.Timeout(self.connect_timeout_s, read=read_timeout),
+            auth=auth,
         )
         await stack.enter_async_context(http)
         return streamable_http_client(config.url, http_client=http)
@@ -624,6 +740,8 @@ class McpManager:
         where = config.url or config.command
         if isinstance(exc, _ConnectionLost | McpError):
             return str(exc)
+        if isinstance(exc, OAuthFlowError):
+            return f"signing in with OAuth failed ({exc})"
         if isinstance(exc, TimeoutError):  # before OSError: it is one
             return f"it did not get ready within {self.connect_timeout_s:g} s"
         if isinstance(exc, FileNotFoundError):
@@ -661,6 +779,67 @@ class McpManager:
         slot.status = new
         if self._slots.get(slot.config.name) is slot or new.state is ServerState.STOPPED:
             self.changed.emit(replace(new, stderr_tail=slot.tail.lines()))
+
+
+# -- OAuth ---------------------------------------------------------------------------------
+class _KeyringTokenStorage:
+    """The SDK's ``TokenStorage`` over an :class:`OAuthTokenStore` (keyring I/O off the loop).
+
+    A stored client registration made for another loopback redirect address is not
+    offered (the client registers again), since the authorization server would refuse it.
+    """
+
+    def __init__(self, store: OAuthTokenStore) -> None:
+        self._store = store
+        self.redirect_uri = ""
+
+    async def _load(self, what: str) -> str | None:
+        return await asyncio.to_thread(self._store.load, what)
+
+    async def _save(self, what: str, value: str) -> None:
+        await asyncio.to_thread(self._store.save, what, value)
+
+    async def _client(self) -> OAuthClientInformationFull | None:
+        raw = await self._load("client")
+        if not raw:
+            return None
+        try:
+            return OAuthClientInformationFull.model_validate_json(raw)
+        except ValidationError:
+            log.warning("the stored OAuth client of %s is not valid; ignored", self._store.server)
+            return None
+
+    async def registered_port(self) -> int:
+        """The loopback port of the stored client registration (0: none)."""
+        info = await self._client()
+        for uri in (info.redirect_uris or []) if info is not None else []:
+            parts = urlsplit(str(uri))
+            if parts.hostname == "127.0.0.1" and parts.path == CALLBACK_PATH and parts.port:
+                return parts.port
+        return 0
+
+    async def get_tokens(self) -> OAuthToken | None:
+        raw = await self._load("tokens")
+        if not raw:
+            return None
+        try:
+            return OAuthToken.model_validate_json(raw)
+        except ValidationError:
+            log.warning("the stored OAuth tokens of %s are not valid; ignored", self._store.server)
+            return None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        await self._save("tokens", tokens.model_dump_json(exclude_none=True))
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        info = await self._client()
+        if info is None or not info.redirect_uris or not self.redirect_uri:
+            return info
+        registered = {str(uri) for uri in info.redirect_uris}
+        return info if self.redirect_uri in registered else None
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        await self._save("client", client_info.model_dump_json(exclude_none=True))
 
 
 # -- helpers ------------------------------------------------------------------------------
