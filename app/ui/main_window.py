@@ -406,6 +406,8 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(self.latency_dock, self.mcp_dock)
             self.hardware_dock.raise_()
             docks.append((self.mcp_dock, "mcpDockAction"))
+        if self.mcp is not None:
+            self.chat_panel.tool_servers = self.mcp.statuses
         if self.chat is not None and self.chat.approver is None:
             self.chat.approver = self.chat_panel  # tool calls are asked about in the chat
         view_menu = self.menuBar().addMenu("&View")

@@ -48,6 +48,15 @@ async def _ready(window: MainWindow, fake: FakeOllama) -> ChatPanel:
     return panel
 
 
+async def _asking(panel: ChatPanel) -> ToolCallCard:
+    """The card whose approval prompt is shown (once the engine asks and the card is in)."""
+    found = await wait_for(
+        lambda: panel.pending_approvals() and [c for c in _cards(panel) if c.asking][-1:],
+        timeout=10,
+    )
+    return found[0]
+
+
 def _chat_bodies(fake: FakeOllama) -> list[dict[str, object]]:
     return [r[2] for r in fake.requests if r[1] == "/api/chat"]
 
@@ -65,9 +74,8 @@ async def test_a_tool_call_is_approved_run_and_answered(
         panel = await _ready(window, fake)
         panel.composer.setPlainText("Say hello through the echo tool")
         panel.send()
-        await wait_for(lambda: panel.pending_approvals(), timeout=10)
-        card = _cards(panel)[0]
-        assert card.asking
+        card = await _asking(panel)
+        assert card is _cards(panel)[0]
         assert "Echo" in card.title_label.text() and "on fake" in card.title_label.text()
         assert "read-only" in card.hints_label.text()
         assert '"text": "hello from the model"' in card.arguments_label.text()
@@ -113,8 +121,7 @@ async def test_deny_tells_the_model_and_always_allow_is_kept(
         panel = await _ready(window, fake)
         panel.composer.setPlainText("Echo something")
         panel.send()
-        await wait_for(lambda: panel.pending_approvals(), timeout=10)
-        _cards(panel)[-1].deny_button.click()
+        (await _asking(panel)).deny_button.click()
         await wait_for(lambda: not panel.busy, timeout=15)
         assert "Denied" in _cards(panel)[-1].decision_label.text()
         told = _chat_bodies(fake)[-1]["messages"][-1]  # type: ignore[index]
@@ -122,8 +129,7 @@ async def test_deny_tells_the_model_and_always_allow_is_kept(
 
         panel.composer.setPlainText("Echo again")
         panel.send()
-        await wait_for(lambda: panel.pending_approvals(), timeout=10)
-        _cards(panel)[-1].allow_always_button.click()
+        (await _asking(panel)).allow_always_button.click()
         await wait_for(lambda: not panel.busy, timeout=15)
         saved = json.loads(config.read_text(encoding="utf-8"))
         assert saved["mcpServers"]["fake"]["autoApprove"] == ["echo"]
@@ -153,6 +159,7 @@ async def test_deny_tells_the_model_and_always_allow_is_kept(
         panel.composer.setPlainText("Echo after the revoke")
         panel.send()
         await wait_for(lambda: asked, timeout=10)  # asked again
+        await _asking(panel)
         panel.stop()
         await wait_for(lambda: not panel.busy, timeout=10)
         assert "Not answered" in _cards(panel)[-1].decision_label.text()
@@ -298,3 +305,71 @@ async def test_a_url_and_broken_json_are_explained(
         assert dialog.isVisible()
         dialog.reject()
         assert config.read_bytes() == before
+
+
+async def test_a_server_that_crashes_during_a_call_leaves_the_chat_going(
+    open_window: WindowOpener, registry_with_fake: HostRegistry, fake: FakeOllama, tmp_path: Path
+) -> None:
+    config = _mcp_file(tmp_path, autoApprove=["crash"])
+    fake.tool_script = [
+        ToolScriptStep.call("crash", {"code": 3}),
+        ToolScriptStep.say("The tool failed; here is an answer without it."),
+    ]
+    async with open_window(
+        registry_with_fake, chat_db=tmp_path / "chat.db", mcp_config=config
+    ) as window:
+        panel = await _ready(window, fake)
+        assert window.mcp is not None
+        mcp = window.mcp
+        states: list[ServerState] = []
+        mcp.changed.connect(lambda s: states.append(s.state))
+        ended: list[str] = []
+        panel.replyEnded.connect(ended.append)
+        panel.composer.setPlainText("Try the crash tool")
+        panel.send()
+        await wait_for(lambda: ended, timeout=20)
+        card = _cards(panel)[-1]
+        assert card.result_label.text().startswith("Failed")
+        replies = [w for w in panel.view.message_widgets() if w.role == "assistant"]
+        assert replies[-1].text() == "The tool failed; here is an answer without it."
+        told = _chat_bodies(fake)[-1]["messages"][-1]  # type: ignore[index]
+        assert told["role"] == "tool" and told["content"]  # the model was told in words
+        # the server is marked failed with its stderr, and comes back by itself
+        await wait_for(lambda: ServerState.FAILED in states, timeout=10)
+        await wait_for(lambda: mcp.status("fake").state is ServerState.READY, timeout=30)
+        assert "crashing now" in "\n".join(mcp.status("fake").stderr_tail)
+
+
+async def test_a_server_that_is_down_is_named_in_the_reply(
+    open_window: WindowOpener, registry_with_fake: HostRegistry, fake: FakeOllama, tmp_path: Path
+) -> None:
+    config = tmp_path / "mcp.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "broken": {"command": sys.executable, "args": ["-c", "raise SystemExit(7)"]}
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    async with open_window(
+        registry_with_fake, chat_db=tmp_path / "chat.db", mcp_config=config
+    ) as window:
+        assert window.mcp is not None
+        mcp = window.mcp
+        await wait_for(lambda: mcp.status("broken").state is ServerState.FAILED, timeout=30)
+        panel = window.chat_panel
+        host_id = host_id_for(window, fake.url)
+        await wait_for(lambda: panel.choose_model(host_id, MODEL), timeout=10)
+        ended: list[str] = []
+        panel.replyEnded.connect(ended.append)
+        panel.composer.setPlainText("Hello")
+        panel.send()
+        await wait_for(lambda: ended, timeout=15)
+        reply = [w for w in panel.view.message_widgets() if w.role == "assistant"][-1]
+        assert reply.notice.isVisible()
+        assert "Tools not available for this reply: broken" in reply.notice.text()
+        assert reply.text() == fake.chat_reply  # the chat goes on without them
+        assert "tools" not in _chat_bodies(fake)[-1]

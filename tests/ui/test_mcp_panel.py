@@ -14,6 +14,7 @@ from app.core.mcp.manager import McpManager
 from app.core.mcp.types import ServerConfig, ServerState, Transport
 from app.ui.mcp_panel import McpPanel
 from tests.support.waiting import wait_for
+from tests.ui.conftest import _finish_orphans
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,7 @@ async def running_manager() -> AsyncIterator[McpManager]:
         yield m
     finally:
         await m.aclose()
+        await _finish_orphans()  # nothing of it may run after the test's loop has ended
 
 
 async def _panel(qtbot: Any, manager: McpManager) -> McpPanel:
@@ -119,7 +121,7 @@ async def test_a_hanging_tool_times_out_and_the_panel_stays_responsive(qtbot: An
 
             from PySide6.QtCore import QTimer
 
-            timer = QTimer()
+            timer = QTimer(panel)
             timer.setInterval(10)
             timer.timeout.connect(tick)
             timer.start()

@@ -133,21 +133,22 @@ class StderrTail:
         """
         read_fd, write_fd = os.pipe()
         writer = os.fdopen(write_fd, "w", encoding="utf-8", errors="replace")
-        loop = asyncio.get_running_loop()
-        done = asyncio.Event()
+        # The reader thread never calls into the event loop: it may end after the loop is
+        # gone (a grandchild holding the pipe), and a Qt-based loop must not be touched
+        # from a thread then. The wait for it below runs in a worker thread instead.
+        done = threading.Event()
         thread = threading.Thread(
-            target=self._pump, args=(read_fd, loop, done), name=f"mcp stderr {name}", daemon=True
+            target=self._pump, args=(read_fd, done), name=f"mcp stderr {name}", daemon=True
         )
         thread.start()
         try:
             yield writer
         finally:
             writer.close()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(drain_s):
-                    await done.wait()
+            if not done.is_set():
+                await asyncio.to_thread(done.wait, drain_s)
 
-    def _pump(self, fd: int, loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
+    def _pump(self, fd: int, done: threading.Event) -> None:
         pending = b""
         try:
             with open(fd, "rb", buffering=0) as pipe:
@@ -163,5 +164,4 @@ class StderrTail:
         finally:
             if pending:
                 self.append(pending.rstrip(b"\r").decode("utf-8", "replace"))
-            with contextlib.suppress(RuntimeError):  # the loop is closed already
-                loop.call_soon_threadsafe(done.set)
+            done.set()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ from app.core.errors import CorralError, InvalidInput
 from app.core.hosts.base import ContentChunk, HostConfig, ThinkingChunk, ToolCallChunk
 from app.core.hosts.health import HealthMonitor, HostStatus
 from app.core.hosts.registry import HostRegistry
+from app.core.mcp.types import ServerState, ServerStatus
 from app.ui.chat.composer import Composer
 from app.ui.chat.message_view import ConversationView, MessageWidget
 from app.ui.chat.options_dialog import ChatOptionsDialog
@@ -158,6 +160,8 @@ class ChatPanel(QWidget):
         self._models_task: asyncio.Task[Any] | None = None
         self._reachable_ids: set[str] = set()
         self._approvals: dict[str, asyncio.Future[Decision]] = {}
+        #: the MCP servers' statuses (set by the window when there is an MCP manager)
+        self.tool_servers: Callable[[], list[ServerStatus]] | None = None
         self._models_again = False
         self._started = False
         self._disabled = False
@@ -690,15 +694,36 @@ class ChatPanel(QWidget):
         )
         widget = self.view.add_message(reply)
         widget.begin_stream(self.host_name(conversation.host_id), conversation.model)
+        down = self.unavailable_tools(conversation)
         self._live = _Live(
             handle, conversation.id, model=conversation.model, content=[], thinking=[]
         )
+        if down:
+            self._live.notice = down
+            widget.show_notice(down)
         if handle.kept_copy_id:
             self._live.note = "The conversation as it was before the edit is kept as a copy."
             self._say(self._live.note)
             self.refresh_list()
         self._update_busy()
         self._tasks.spawn(self._stream(self._live), name="reply")
+
+    def unavailable_tools(self, conversation: Conversation) -> str:
+        """A notice naming the tool servers that are configured but not running, whose
+        tools the model does not get for this reply ("" when all run)."""
+        if self.tool_servers is None or not conversation.tools_enabled:
+            return ""
+        down = []
+        for status in self.tool_servers():
+            if status.state in (ServerState.READY, ServerState.DEGRADED):
+                continue
+            if status.reason == "Disabled.":
+                continue
+            why = status.reason.rstrip(".") or status.state.value
+            down.append(f"{status.name} ({why})")
+        if not down:
+            return ""
+        return "Tools not available for this reply: " + "; ".join(down) + "."
 
     def _live_widget(self, live: _Live) -> MessageWidget | None:
         if self.current is None or self.current.id != live.conversation_id:
