@@ -373,3 +373,40 @@ async def test_a_server_that_is_down_is_named_in_the_reply(
         assert "Tools not available for this reply: broken" in reply.notice.text()
         assert reply.text() == fake.chat_reply  # the chat goes on without them
         assert "tools" not in _chat_bodies(fake)[-1]
+
+
+async def test_allow_in_this_conversation_is_not_asked_again_there_only(
+    open_window: WindowOpener, registry_with_fake: HostRegistry, fake: FakeOllama, tmp_path: Path
+) -> None:
+    fake.tool_script = [
+        ToolScriptStep.call("echo", {"text": "one"}),
+        ToolScriptStep.say("First."),
+        ToolScriptStep.call("echo", {"text": "two"}),
+        ToolScriptStep.say("Second."),
+        ToolScriptStep.call("echo", {"text": "three"}),
+        ToolScriptStep.say("Third."),
+    ]
+    async with open_window(
+        registry_with_fake, chat_db=tmp_path / "chat.db", mcp_config=_mcp_file(tmp_path)
+    ) as window:
+        panel = await _ready(window, fake)
+        asked: list[str] = []
+        panel.approvalRequested.connect(asked.append)
+        ended: list[str] = []
+        panel.replyEnded.connect(ended.append)
+        panel.composer.setPlainText("Echo one")
+        panel.send()
+        (await _asking(panel)).allow_conversation_button.click()
+        await wait_for(lambda: len(ended) == 1, timeout=15)
+        panel.composer.setPlainText("Echo two")
+        panel.send()
+        await wait_for(lambda: len(ended) == 2, timeout=15)
+        assert len(asked) == 1  # not asked again in this conversation
+        assert "two" in _cards(panel)[-1].result_label.text()
+        panel.new_conversation()
+        panel.composer.setPlainText("Echo three")
+        panel.send()
+        await _asking(panel)  # another conversation: asked again
+        assert len(asked) == 2
+        panel.stop()
+        await wait_for(lambda: len(ended) == 3, timeout=15)
