@@ -3,7 +3,7 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m docs.screenshots
 
 Writes docs/main-window.png, docs/all-models.png, docs/scan.png, docs/pull.png,
-docs/hardware.png and docs/chat.png.
+docs/hardware.png, docs/chat.png and docs/mcp.png.
 Nothing outside 127.0.0.0/8 is contacted: the hosts shown at LAN addresses are fakes on
 loopback addresses, reached through a host factory (and an identify function for the
 discovery service) that swaps the address before any connection is made.
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["QT_API"] = "pyside6"
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 # isort: split
@@ -223,6 +224,7 @@ async def shoot_hardware() -> None:
         await registry.aclose()
     local.stop()
     await shoot_chat()
+    await shoot_mcp()
 
 
 CHAT_REPLY = """Here is a small function that retries a call with exponential backoff:
@@ -300,12 +302,79 @@ async def shoot_chat() -> None:
     local.stop()
 
 
+async def shoot_mcp() -> None:
+    """The MCP servers dock: the in-repo test server running over stdio, a server that
+    fails to start, the tools with their hints and the result of a test call."""
+    import json
+
+    from app.core.mcp.config import McpConfigStore
+    from app.core.mcp.manager import McpManager
+    from app.core.mcp.types import ServerState
+
+    local = FakeOllama(host="127.0.0.1", port=0).start()
+    root = OUT.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "mcp.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "mcpServers": {
+                        "toolbox": {
+                            "command": sys.executable,
+                            "args": ["-m", "tests.fakes.mcp_server"],
+                            "cwd": str(root),
+                            "autoApprove": ["echo"],
+                        },
+                        "time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]},
+                        "old-notes": {"command": sys.executable, "args": ["-c", "import nope"]},
+                    }
+                }
+            ),
+            encoding="utf-8",
+        )
+        secrets = SecretStore(MemoryKeyring())
+        registry = HostRegistry(SettingsStore(Path(tmp) / "settings.json"), secrets, env={})
+        registry.remove("local")
+        registry.add(local.url, "This computer (Ollama)")
+        store = McpConfigStore(config, secrets)
+        store.load()
+        mcp = McpManager(store.servers())
+        health = HealthMonitor(registry, HealthPolicy(interval_s=0.5, jitter=0.0))
+        window = MainWindow(registry, health, None, mcp=mcp, mcp_store=store)
+        window.resize(1240, 820)
+        window.show()
+        health.start()
+        await mcp.start()
+        window.start()
+        assert window.mcp_dock is not None and window.mcp_panel is not None
+        window.mcp_dock.raise_()
+        panel = window.mcp_panel
+        await wait_for(lambda: mcp.status("toolbox").state is ServerState.READY, timeout=30)
+        await wait_for(lambda: mcp.status("time").state is ServerState.READY, timeout=30)
+        await wait_for(lambda: mcp.status("old-notes").state is ServerState.FAILED, timeout=30)
+        panel.select_server("toolbox")
+        panel.tabs.setCurrentIndex(2)
+        assert panel.choose_tool("add")
+        panel.arguments_edit.setPlainText('{"a": 2, "b": 40}')
+        panel.run_test()
+        await wait_for(lambda: "42" in panel.result_view.toPlainText(), timeout=10)
+        window.resizeDocks([window.mcp_dock], [520], Qt.Orientation.Vertical)
+        await asyncio.sleep(0.3)
+        window.grab().save(str(OUT / "mcp.png"))
+        await window.shutdown()
+        window.close()
+        await mcp.aclose()
+        await health.aclose()
+        await registry.aclose()
+    local.stop()
+
+
 def main() -> int:
     app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         runner.run(shoot(app))
-    shots = ("main-window", "all-models", "scan", "pull", "hardware", "chat")
+    shots = ("main-window", "all-models", "scan", "pull", "hardware", "chat", "mcp")
     names = ", ".join(f"docs/{n}.png" for n in shots)
     print(f"wrote {names}")
     return 0
