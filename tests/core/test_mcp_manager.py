@@ -655,3 +655,24 @@ async def test_detect_transport(
         await manager.detect_transport("http://127.0.0.1:9/x")
     with pytest.raises(McpConfigError, match="is not an http:// or https:// address"):
         await manager.detect_transport("ftp://127.0.0.1/x")
+
+
+async def test_an_idle_http_server_that_dies_is_noticed_without_a_call(make: Make) -> None:
+    fake = FakeMcpProcess("http")
+    fake.start()
+    try:
+        manager = make(
+            ServerConfig(name="fake", transport=Transport.HTTP, url=fake.url),
+            idle_ping_s=0.3,
+            breaker_crashes=1,
+        )
+        await started(manager)
+        await ready(manager)
+        fake.stop()  # the server goes away while nothing is asked of it
+        status = await wait_for(
+            lambda: manager.status("fake").state is ServerState.FAILED and manager.status("fake"),
+            timeout=10,
+        )
+        assert "fake" in status.reason
+    finally:
+        fake.stop()

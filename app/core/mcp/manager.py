@@ -199,6 +199,8 @@ class McpManager:
         oauth_client_metadata_url: an https URL of Corral's client metadata document, used
             as the client id where the authorization server supports that (none: the
             client registers itself).
+        idle_ping_s: an HTTP or SSE server that has had nothing to do for this long is
+            pinged, so that one that died while idle is marked failed (0: never).
 
     A streamable HTTP or SSE server configured without an ``Authorization`` header signs
     in with OAuth when it answers 401: the authorization URL is opened in the browser and
@@ -218,6 +220,7 @@ class McpManager:
         backoff_max_s: float = 30.0,
         breaker_crashes: int = 5,
         breaker_window_s: float = 120.0,
+        idle_ping_s: float = 30.0,
         oauth_secrets: SecretStore | None = None,
         open_browser: BrowserOpener = webbrowser.open,
         sign_in_timeout_s: float = 300.0,
@@ -235,6 +238,7 @@ class McpManager:
         self.backoff_max_s = backoff_max_s
         self.breaker_crashes = breaker_crashes
         self.breaker_window_s = breaker_window_s
+        self.idle_ping_s = idle_ping_s
         self.open_browser = open_browser
         self.sign_in_timeout_s = sign_in_timeout_s
         self.oauth_client_metadata_url = oauth_client_metadata_url
@@ -574,8 +578,17 @@ class McpManager:
             await self._serve(slot, client)
 
     async def _serve(self, slot: _Slot, client: Client) -> None:
+        remote = slot.config.transport is not Transport.STDIO
         while True:
-            await slot.wake.wait()
+            if remote and self.idle_ping_s > 0:
+                # an HTTP server that died while idle is only noticed by asking it
+                try:
+                    async with asyncio.timeout(self.idle_ping_s):
+                        await slot.wake.wait()
+                except TimeoutError:
+                    slot.pending.add("check")
+            else:
+                await slot.wake.wait()
             slot.wake.clear()
             work, slot.pending = slot.pending, set()
             if "closed" in work and not slot.stopping:
