@@ -216,7 +216,7 @@ def compose(
     loaded = mcp_store.load()
     if loaded.problem:
         registry.problems.append(loaded.problem)
-    mcp = McpManager(mcp_store.servers())
+    mcp = McpManager(mcp_store.servers(), oauth_secrets=registry.secrets)
     chat_store = ChatStore(chat_path or default_chat_path())
     chat = ChatEngine(
         registry,

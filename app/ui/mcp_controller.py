@@ -18,6 +18,7 @@ from app.core.mcp.allow import ConfigAllowList
 from app.core.mcp.config import McpConfigStore
 from app.core.mcp.drop import classify_drop
 from app.core.mcp.importers import find_client_configs
+from app.core.mcp.types import Transport
 from app.ui.mcp_drop import McpDropDialog
 from app.ui.mcp_panel import McpPanel
 from app.ui.tasks import TaskRunner
@@ -41,10 +42,12 @@ class McpController(QObject):
 
     Signals:
         configApplied: the manager was given the config after a change.
+        signedOut(str): the sign-in of this server was forgotten.
         previewShown(object): a drop preview dialog opened (the dialog).
     """
 
     configApplied = Signal()
+    signedOut = Signal(str)
     previewShown = Signal(object)
 
     def __init__(
@@ -64,6 +67,8 @@ class McpController(QObject):
         self.dialogs: list[McpDropDialog] = []
         self._tasks = TaskRunner(panel.show_error)
         panel.enabled_of = self.enabled
+        panel.remote_of = self.remote
+        panel.signOutRequested.connect(self.sign_out)
         panel.enableRequested.connect(self.set_enabled)
         panel.removeRequested.connect(self.confirm_remove)
         panel.dropped.connect(self.preview_drop)
@@ -84,6 +89,24 @@ class McpController(QObject):
         await self.manager.set_configs(self.store.servers())
         self.panel.sync_servers()
         self.configApplied.emit()
+
+    def remote(self, name: str) -> bool:
+        try:
+            return self.store.get(name).transport is not Transport.STDIO
+        except CorralError:
+            return False
+
+    # -- sign-in --------------------------------------------------------------------------
+    def sign_out(self, name: str) -> None:
+        self._tasks.spawn(self._sign_out(name), name=f"sign out of {name}")
+
+    async def _sign_out(self, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.manager.oauth_store(name).clear)
+        if self.enabled(name):
+            await self.manager.restart(name)  # the next connection signs in afresh
+        self.panel.say(f"Signed out of {name}: it asks you to sign in when it next needs to.")
+        self.signedOut.emit(name)
 
     # -- approval rules -------------------------------------------------------------------
     def refresh_approvals(self) -> None:

@@ -162,6 +162,7 @@ class McpPanel(QWidget):
         dropped(object): something was dropped or pasted: ``(paths, text)``.
         importRequested: the user asked to import other apps' MCP configurations.
         revokeRequested(str, str): ask again before this tool (server, tool) runs.
+        signOutRequested(str): forget the sign-in (OAuth tokens) of this remote server.
         approvalsShown: the Approvals tab was opened (its list should be read again).
     """
 
@@ -172,6 +173,7 @@ class McpPanel(QWidget):
     dropped = Signal(object)
     importRequested = Signal()
     revokeRequested = Signal(str, str)
+    signOutRequested = Signal(str)
     approvalsShown = Signal()
 
     def __init__(
@@ -186,6 +188,8 @@ class McpPanel(QWidget):
         self.setAcceptDrops(True)
         self.manager = manager
         self.enabled_of: Callable[[str], bool] = enabled_of or (lambda _name: True)
+        #: whether a server is remote (HTTP/SSE): only those have a sign-in to forget
+        self.remote_of: Callable[[str], bool] = lambda _name: False
         self._signals = McpSignals(manager, self)
         self._tasks = TaskRunner(self.show_error)
         self._build()
@@ -233,7 +237,18 @@ class McpPanel(QWidget):
         self.restart_button.setObjectName("mcpRestartButton")
         self.remove_button = QPushButton("Remove…", right)
         self.remove_button.setObjectName("mcpRemoveButton")
-        for button in (self.enable_button, self.restart_button, self.remove_button):
+        self.sign_out_button = QPushButton("Sign out", right)
+        self.sign_out_button.setObjectName("mcpSignOutButton")
+        self.sign_out_button.setToolTip(
+            "Forget this server's sign-in (its OAuth tokens in the keyring); it asks you to "
+            "sign in again when it next needs to"
+        )
+        for button in (
+            self.enable_button,
+            self.restart_button,
+            self.sign_out_button,
+            self.remove_button,
+        ):
             head.addWidget(button)
         right_layout.addLayout(head)
         self.reason_label = QLabel(right)
@@ -304,6 +319,7 @@ class McpPanel(QWidget):
         self.enable_button.clicked.connect(self._toggle_enabled)
         self.restart_button.clicked.connect(self.restart_selected)
         self.remove_button.clicked.connect(self._remove_selected)
+        self.sign_out_button.clicked.connect(self._sign_out_selected)
         self.tool_picker.currentIndexChanged.connect(self._prefill_arguments)
         self.run_button.clicked.connect(self.run_test)
         self.import_button.clicked.connect(self.importRequested)
@@ -430,6 +446,7 @@ class McpPanel(QWidget):
         name = self.selected_name()
         for button in (self.enable_button, self.restart_button, self.remove_button):
             button.setEnabled(name is not None)
+        self.sign_out_button.setVisible(name is not None and self.remote_of(name))
         if name is not None:
             enabled = self.enabled_of(name)
             self.enable_button.setText("Disable" if enabled else "Enable")
@@ -440,6 +457,11 @@ class McpPanel(QWidget):
         name = self.selected_name()
         if name is not None:
             self.enableRequested.emit(name, not self.enabled_of(name))
+
+    def _sign_out_selected(self) -> None:
+        name = self.selected_name()
+        if name is not None:
+            self.signOutRequested.emit(name)
 
     def _remove_selected(self) -> None:
         name = self.selected_name()

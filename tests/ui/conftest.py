@@ -231,7 +231,12 @@ def open_window(qtbot: Any) -> WindowOpener:
         if mcp_config is not None:
             mcp_store = McpConfigStore(mcp_config, reg.secrets)
             mcp_store.load()
-            mcp = McpManager(mcp_store.servers(), call_timeout_s=5.0, backoff_initial_s=0.2)
+            mcp = McpManager(
+                mcp_store.servers(),
+                call_timeout_s=5.0,
+                backoff_initial_s=0.2,
+                oauth_secrets=reg.secrets,
+            )
         if chat_db is not None:
             store = ChatStore(chat_db)
             await store.open()

@@ -410,3 +410,33 @@ async def test_allow_in_this_conversation_is_not_asked_again_there_only(
         assert len(asked) == 2
         panel.stop()
         await wait_for(lambda: len(ended) == 3, timeout=15)
+
+
+async def test_sign_out_forgets_a_remote_servers_tokens(
+    open_window: WindowOpener, registry_with_fake: HostRegistry, tmp_path: Path
+) -> None:
+    from tests.fakes.mcp_server import FakeMcpProcess
+
+    with FakeMcpProcess("http") as server:
+        config = tmp_path / "mcp.json"
+        config.write_text(
+            json.dumps({"mcpServers": {"remote": {"url": server.url}}}), encoding="utf-8"
+        )
+        async with open_window(registry_with_fake, mcp_config=config) as window:
+            assert window.mcp is not None and window.mcp_panel is not None
+            mcp, panel = window.mcp, window.mcp_panel
+            await wait_for(lambda: mcp.status("remote").state is ServerState.READY, timeout=30)
+            tokens = mcp.oauth_store("remote")
+            tokens.save("tokens", '{"access_token": "abc", "token_type": "Bearer"}')
+            assert tokens.load("tokens")
+            assert panel.select_server("remote")
+            assert panel.sign_out_button.isVisibleTo(panel)
+            assert window.mcp_controller is not None
+            signed_out: list[str] = []
+            window.mcp_controller.signedOut.connect(signed_out.append)
+            panel.sign_out_button.click()
+            await wait_for(lambda: signed_out == ["remote"], timeout=10)
+            assert tokens.load("tokens") is None
+            assert registry_with_fake.secrets.get(tokens.key("tokens")) is None
+            assert "Signed out of remote" in panel.status_label.text()
+            await wait_for(lambda: mcp.status("remote").state is ServerState.READY, timeout=30)
