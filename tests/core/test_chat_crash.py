@@ -36,14 +36,15 @@ def test_a_killed_writer_leaves_the_reply_up_to_half_a_second_before(tmp_path: P
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line.split())
-            if sum(p[0] == "flush" for p in lines) >= 6:  # about 1.5 s into the reply
+            # about 1.5 s into the reply, and text has arrived since the last write
+            if sum(p[0] == "flush" for p in lines) >= 6 and lines[-1][0] == "recv":
                 enough.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         assert enough.wait(30), f"the writer did not stream: {lines} {proc.stderr}"
-        time.sleep(0.2)  # between two flushes: some text has arrived but is not written yet
+        # between two flushes: some text has arrived but is not written yet
         killed_at = time.monotonic()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)

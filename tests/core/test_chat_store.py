@@ -16,6 +16,7 @@ from app.core.chat import ChatOptions, ChatStore, MessageStatus, StoreError
 from app.core.chat.store import INTERRUPTED, MIGRATIONS, SCHEMA_VERSION, ReplyState, new_id
 from app.core.errors import InvalidInput
 from app.core.hosts.base import ChatStats
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -523,7 +524,8 @@ async def test_a_read_that_a_write_overtook_is_not_kept(store: ChatStore) -> Non
         # each task queues its call at its first step, in the order they were created
         read = asyncio.create_task(store.context(conv.id))  # sees the old title
         renamed = asyncio.create_task(store.rename(conv.id, "New title"))  # runs after it
-        await asyncio.sleep(0)  # one turn of the loop: both calls are queued now
+        # both calls are queued once the rename is recorded as overtaking the read
+        await wait_for(lambda: store._reads == 1 and store._last_write.get(conv.id))
     finally:
         release.set()
         await gate

@@ -20,6 +20,7 @@ from app.core.hosts.identify import Identity, identify, identify_url
 from tests.fakes.ollama import FakeModel, FakeOllama
 from tests.fakes.openai_server import FakeOpenAI, Flavor
 from tests.support.forward import TcpForwarder
+from tests.support.waiting import wait_for, wait_for_async
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,7 +215,7 @@ async def test_cancelling_a_probe_cancels_it_and_leaves_no_task() -> None:
     with FakeOpenAI("127.0.0.3", flavor="llamacpp") as fake:
         fake.faults.hang = True
         probe = asyncio.create_task(identify_url(fake.url, timeout=30))
-        await asyncio.sleep(0)  # let it start
+        await wait_for(lambda: fake.requests)  # the probe is waiting for an answer
         probe.cancel()
         with pytest.raises(asyncio.CancelledError):
             await probe
@@ -257,14 +258,14 @@ async def test_fingerprint_does_not_depend_on_request_time_stamps() -> None:
         first = await identify_url(fake.url)
         # two model lists with different `created` values, as a later probe would see
         stamps: set[int] = set()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5.0
         async with httpx.AsyncClient() as client:
-            while len(stamps) < 2:
-                assert loop.time() < deadline, "created never changed"
+
+            async def changed() -> bool:
                 r = await client.get(fake.url + "/v1/models")
                 stamps.add(r.json()["data"][0]["created"])
-                await asyncio.sleep(0.05)  # poll again a little later
+                return len(stamps) >= 2
+
+            await wait_for_async(changed, 5.0, message="created to change")
         second = await identify_url(fake.url)
     assert first is not None and second is not None
     assert first.fingerprint == second.fingerprint

@@ -34,7 +34,7 @@ from app.core.mcp.types import (
     Transport,
 )
 from tests.fakes.mcp_server import ROOT, FakeMcpProcess
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, wait_for_async
 
 READY_S = 30.0  # a Python child with the SDK imports in well under a second; CI is slow
 
@@ -312,10 +312,12 @@ async def wait_for_stats(
     manager: McpManager, check: Callable[[dict[str, Any]], bool], limit_s: float = 10.0
 ) -> None:
     """Ask the server for its counters until ``check`` holds (fail after ``limit_s``)."""
-    deadline = time.monotonic() + limit_s
-    while not check(now := await stats(manager)):
-        assert time.monotonic() < deadline, now
-        await asyncio.sleep(0.02)
+
+    async def holds() -> dict[str, Any] | None:
+        now = await stats(manager)
+        return now if check(now) else None
+
+    await wait_for_async(holds, limit_s, message="the server's counters")
 
 
 async def test_calls_beyond_the_bound_wait_for_a_slot(make: Make) -> None:
@@ -337,21 +339,21 @@ async def test_the_loop_stays_responsive_while_a_tool_hangs(make: Make) -> None:
     loop = asyncio.get_running_loop()
     lags: list[float] = []
 
-    async def tick() -> None:
-        interval = 0.01
-        expected = loop.time() + interval
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            lags.append(now - expected)
-            expected = now + interval
+    interval = 0.01
+    timer: asyncio.TimerHandle | None = None
 
-    ticker = asyncio.create_task(tick())
+    def tick(expected: float) -> None:  # a 10 ms timer: how late each firing is
+        nonlocal timer
+        now = loop.time()
+        lags.append(now - expected)
+        timer = loop.call_later(interval, tick, now + interval)
+
+    timer = loop.call_later(interval, tick, loop.time() + interval)
     try:
         with pytest.raises(ToolTimeout):
             await manager.call_tool("fake", "hang", {"seconds": 60}, timeout_s=1.0)
     finally:
-        ticker.cancel()
+        timer.cancel()
     assert len(lags) > 30
     assert max(lags) < 0.05, f"loop lag up to {max(lags) * 1000:.1f} ms"
 
@@ -476,7 +478,8 @@ async def test_a_server_that_exits_at_once_shows_its_stderr(make: Make) -> None:
 
 
 async def test_a_server_that_never_answers_times_out(make: Make) -> None:
-    code = "import sys, time; print('thinking', file=sys.stderr, flush=True); time.sleep(60)"
+    # says something, then reads its stdin to the end: it never answers the handshake
+    code = "import sys; print('thinking', file=sys.stderr, flush=True); sys.stdin.buffer.read()"
     manager = make(python_config("mute", code), connect_timeout_s=0.5, backoff_initial_s=5.0)
     await manager.start()
 

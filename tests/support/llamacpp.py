@@ -163,9 +163,11 @@ class LlamaCppProcess:
                         return
                 if time.monotonic() > deadline:
                     raise TimeoutError("llama.cpp server did not become healthy in time")
-                if self._proc is not None and self._proc.poll() is not None:
-                    raise RuntimeError("llama.cpp server exited while starting")
-                time.sleep(0.1)  # poll interval
+                if self._proc is not None:
+                    # waits a little for the server, and notices at once if it exits
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self._proc.wait(0.1)
+                        raise RuntimeError("llama.cpp server exited while starting")
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the child by its PID; SIGKILL it if it does not exit in time."""

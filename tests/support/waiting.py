@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -48,4 +48,27 @@ async def wait_for(
             what = message or _describe(condition)
             detail = f" (last check: {last_error})" if last_error else ""
             raise AssertionError(f"timed out after {timeout:g} s waiting for: {what}{detail}")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_async(
+    condition: Callable[[], Awaitable[T]],
+    timeout: float = 5.0,  # noqa: ASYNC109 (a polling deadline with a clear failure message)
+    *,
+    message: str = "",
+    interval: float = 0.02,
+) -> T:
+    """Like :func:`wait_for`, for a condition that has to ask something (a server, a
+    store) to know: it is awaited until its value is truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: object = None
+    while True:
+        result = await condition()
+        if result:
+            return result
+        last = result
+        if loop.time() >= deadline:
+            what = message or _describe(condition)
+            raise AssertionError(f"timed out after {timeout:g} s waiting for: {what} ({last!r})")
         await asyncio.sleep(interval)

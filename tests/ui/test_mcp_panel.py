@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -151,7 +150,6 @@ async def test_a_crash_shows_failed_with_stderr_then_it_comes_back(qtbot: Any) -
                 lambda: manager.status("fake").state is not ServerState.READY, timeout=10
             )
             await wait_for(lambda: manager.status("fake").state is ServerState.READY, timeout=20)
-            await asyncio.sleep(0)
         finally:
             await panel.shutdown()
 
