@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,40 +29,12 @@ from app.core.chat import (
 from app.core.errors import InvalidInput
 from app.core.hosts.base import ContentChunk
 from app.core.hosts.registry import HostRegistry
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from tests.fakes.ollama import FakeOllama
-from tests.support.memory_keyring import MemoryKeyring
 
 
 @pytest.fixture
-def box_a() -> Iterator[FakeOllama]:
-    with FakeOllama(host="127.0.0.2", port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def box_b() -> Iterator[FakeOllama]:
-    with FakeOllama(host="127.0.0.3", port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> HostRegistry:
-    reg = HostRegistry(SettingsStore(tmp_path / "s.json"), SecretStore(MemoryKeyring()), env={})
-    reg.remove("local")  # only the fakes of each test
-    return reg
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "chat.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[ChatStore]:
-    async with ChatStore(db_path) as s:
-        yield s
+def registry(chat_registry: HostRegistry) -> HostRegistry:
+    return chat_registry
 
 
 @pytest.fixture

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,36 +33,13 @@ from app.core.hosts.base import (
 )
 from app.core.hosts.registry import HostRegistry
 from app.core.metrics.latency import LatencyBook
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.memory_keyring import MemoryKeyring
 
 
 @pytest.fixture
-def box_a() -> Iterator[FakeOllama]:
-    with FakeOllama(host="127.0.0.2", port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def box_b() -> Iterator[FakeOllama]:
-    with FakeOllama(host="127.0.0.3", port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> HostRegistry:
-    reg = HostRegistry(SettingsStore(tmp_path / "s.json"), SecretStore(MemoryKeyring()), env={})
-    reg.remove("local")  # only the fakes of each test
-    return reg
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[ChatStore]:
-    async with ChatStore(tmp_path / "chat.db") as s:
-        yield s
+def registry(chat_registry: HostRegistry) -> HostRegistry:
+    return chat_registry
 
 
 @pytest.fixture

@@ -52,11 +52,8 @@ from app.core.mcp.types import (
     ToolResult,
     ToolTimeout,
 )
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from tests.fakes.ollama import FakeModel, FakeOllama, ToolScriptStep
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.memory_keyring import MemoryKeyring
 
 # -- the tools ------------------------------------------------------------------------------
 
@@ -200,16 +197,8 @@ def box() -> Iterator[FakeOllama]:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> HostRegistry:
-    reg = HostRegistry(SettingsStore(tmp_path / "s.json"), SecretStore(MemoryKeyring()), env={})
-    reg.remove("local")
-    return reg
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[ChatStore]:
-    async with ChatStore(tmp_path / "chat.db") as s:
-        yield s
+def registry(chat_registry: HostRegistry) -> HostRegistry:
+    return chat_registry
 
 
 @pytest.fixture
