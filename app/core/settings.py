@@ -262,31 +262,38 @@ class SettingsStore:
                 f"Settings were not saved: {self.path} is unusable and was left untouched."
             )
         payload = json.dumps(settings.to_json(), indent=2, ensure_ascii=False) + "\n"
-        folder = self.path.parent
-        tmp_name = ""
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, self.path)
-            tmp_name = ""
-            with contextlib.suppress(OSError):  # make the rename durable where possible
-                dir_fd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+            atomic_write_text(self.path, payload)
         except OSError as exc:
             raise SettingsError(
                 f"Settings could not be saved to {self.path}: {_reason(exc)}."
             ) from exc
-        finally:
-            if tmp_name:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, fsync and rename (OSError on
+    failure; the old file is then untouched)."""
+    folder = path.parent
+    tmp_name = ""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = ""
+        with contextlib.suppress(OSError):  # make the rename durable where possible
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        if tmp_name:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 def _reason(exc: BaseException) -> str:

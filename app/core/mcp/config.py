@@ -33,7 +33,6 @@ import math
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +43,7 @@ from urllib.parse import urlsplit
 from app.core.errors import SecretNotStored
 from app.core.mcp.types import McpConfigError, ServerConfig, Transport
 from app.core.secrets import SecretStore, is_sensitive_header
-from app.core.settings import default_settings_path
+from app.core.settings import atomic_write_text, default_settings_path
 
 log = logging.getLogger(__name__)
 
@@ -614,32 +613,6 @@ class ExportResult:
 
 
 # --- the store ----------------------------------------------------------------------------
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, fsync and rename (OSError on
-    failure; the old file is then untouched)."""
-    folder = path.parent
-    tmp_name = ""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = ""
-        with contextlib.suppress(OSError):  # make the rename durable where possible
-            dir_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    finally:
-        if tmp_name:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
 
 
 def _reason(exc: BaseException) -> str:
