@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -72,3 +73,26 @@ async def wait_for_async(
             what = message or _describe(condition)
             raise AssertionError(f"timed out after {timeout:g} s waiting for: {what} ({last!r})")
         await asyncio.sleep(interval)
+
+
+def poll_until(
+    condition: Callable[[], T],
+    timeout: float = 5.0,
+    *,
+    message: str = "",
+    interval: float = 0.25,
+    describe: Callable[[], object] | None = None,
+) -> T:
+    """Outside a loop: the first truthy value of ``condition()``, asked every ``interval``
+    seconds (for readings that change on their own, such as hardware counters); fail at the
+    deadline with ``describe()`` (what was seen) in the message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            what = message or _describe(condition)
+            seen = f": {describe()}" if describe is not None else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{seen}")
+        time.sleep(interval)
