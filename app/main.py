@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app import __version__
 from app.core.errors import CorralError
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
     from app.core.hosts.health import HealthMonitor
     from app.core.hosts.registry import HostRegistry
     from app.core.mcp.manager import McpManager
+    from app.core.settings import LoadResult, SettingsStore
     from app.core.telemetry.service import TelemetryService
+    from app.ui.frame import WindowFrame
     from app.ui.main_window import MainWindow
 
 log = logging.getLogger("corral")
@@ -60,6 +64,21 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         "--no-mdns",
         action="store_true",
         help="do not listen for model hosts announced on the network (mDNS)",
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help=(
+            "start the whole app offscreen against the configured hosts (your settings, "
+            "chat history and MCP servers are copied, never changed), open every panel, "
+            "check that the event loop runs, then exit 0, or print what failed and exit 1"
+        ),
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="write start-up timings and memory (JSON) to this file (for benchmarks)",
     )
     return parser.parse_args(argv)
 
@@ -106,6 +125,7 @@ async def run_window(
     chat_store: ChatStore | None = None,
     mcp: McpManager | None = None,
     mdns: bool = True,
+    ready: asyncio.Event | None = None,
 ) -> None:
     """Show the window and start the services; run until ``closing`` is set; then stop
     the window's tasks and close the services.
@@ -114,7 +134,8 @@ async def run_window(
     (from the window's start) and, unless ``mdns`` is False, listens for mDNS
     announcements. The chat history is opened before the window starts; if it cannot be
     opened, chat is off and the chat panel says why. The caller closes the chat store
-    (and the registry's hosts) afterwards, in a run of the loop of their own.
+    (and the registry's hosts) afterwards, in a run of the loop of their own. ``ready`` is
+    set once everything has started.
     """
     app.lastWindowClosed.connect(closing.set)
     window.closed.connect(closing.set)
@@ -140,6 +161,8 @@ async def run_window(
     listening: asyncio.Task[None] | None = None
     if discovery is not None and mdns:
         listening = asyncio.get_running_loop().create_task(_listen_mdns(discovery), name="mdns")
+    if ready is not None:
+        ready.set()
     try:
         await closing.wait()
     finally:
@@ -169,20 +192,25 @@ async def _listen_mdns(discovery: DiscoveryService) -> None:
 
 
 def default_chat_path() -> Path:
-    """Where the chat history lives: the platform's data directory for Corral."""
-    import platformdirs
+    """Where the chat history lives by default: the platform's data directory for Corral."""
+    from app.core.settings import default_chat_path as default
 
-    return platformdirs.user_data_path("corral", appauthor=False) / "chat.db"
+    return default()
 
 
 def compose(
-    registry: HostRegistry, *, chat_path: Path | None = None, mcp_path: Path | None = None
+    registry: HostRegistry,
+    *,
+    chat_path: Path | None = None,
+    mcp_path: Path | None = None,
+    frame: WindowFrame | None = None,
 ) -> Services:
     """The services of the app, set up from the registry's settings, and the window on them
     (call after the QApplication exists; nothing is started or opened here).
 
     The chat history is kept in ``chat_path`` (default :func:`default_chat_path`), the MCP
-    servers in ``mcp_path`` (default: ``mcp.json`` beside the settings)."""
+    servers in ``mcp_path`` (default: ``mcp.json`` beside the settings). With ``frame`` (the
+    window already on screen), the main window is built into it."""
     from app.core.chat import ChatEngine, ChatStore
     from app.core.chat.tools import ApprovalRules
     from app.core.discovery.service import DiscoveryService
@@ -209,7 +237,13 @@ def compose(
         max_prefix=settings.scan_max_prefix,
         probe_timeout=settings.probe_timeout_s,
     )
-    telemetry = TelemetryService(registry, health)  # 1 s samples, 15 min window
+    # graphs show up to an hour; the service keeps at least its 15 minutes
+    telemetry = TelemetryService(
+        registry,
+        health,
+        interval_s=settings.telemetry_interval_s,
+        window_s=max(900.0, settings.graph_window_s),
+    )
     latency = LatencyBook()
     latency.attach(health)
     mcp_store = McpConfigStore(mcp_path, registry.secrets)
@@ -217,7 +251,7 @@ def compose(
     if loaded.problem:
         registry.problems.append(loaded.problem)
     mcp = McpManager(mcp_store.servers(), oauth_secrets=registry.secrets)
-    chat_store = ChatStore(chat_path or default_chat_path())
+    chat_store = ChatStore(chat_path or settings.chat_path())
     chat = ChatEngine(
         registry,
         chat_store,
@@ -226,16 +260,17 @@ def compose(
         tools=mcp,
         rules=ApprovalRules(ConfigAllowList(mcp_store)),
     )
-    window = MainWindow(
-        registry,
-        health,
-        discovery,
-        telemetry=telemetry,
-        latency=latency,
-        chat=chat,
-        mcp=mcp,
-        mcp_store=mcp_store,
-    )
+    parts: dict[str, Any] = {
+        "telemetry": telemetry,
+        "latency": latency,
+        "chat": chat,
+        "mcp": mcp,
+        "mcp_store": mcp_store,
+    }
+    if frame is not None:
+        window = MainWindow.adopt(frame, registry, health, discovery, **parts)
+    else:
+        window = MainWindow(registry, health, discovery, **parts)
     return Services(window, health, discovery, telemetry, chat_store, mcp)
 
 
@@ -243,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``corral`` and ``python -m app``; returns the exit status.
 
     ``corral agent ...`` runs the headless host agent instead (no Qt is loaded).
+
+    Start-up is in two steps: the window's frame (Qt only) is shown first, with the saved
+    geometry and theme, and the services and panels are built into it once it has
+    painted (see :class:`app.ui.frame.WindowFrame`).
     """
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["agent"]:
@@ -253,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(f"corral {__version__}")
         return 0
+    if args.self_test:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from app.self_test import isolate
+
+        args = isolate(args)
 
     _setup_logging()
     sys.excepthook = _log_unhandled
@@ -262,11 +306,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # isort: split
     # qasync comes in here, after PySide6, so that it cannot pick another binding.
-    from app.core.hosts.registry import HostRegistry
-    from app.core.secrets import SecretStore
     from app.core.settings import SettingsStore
     from app.ui.event_loop import CorralEventLoop
+    from app.ui.frame import WindowFrame
     from app.ui.icons import app_icon
+    from app.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
@@ -278,14 +322,22 @@ def main(argv: list[str] | None = None) -> int:
     # The loop ends the program (after cleanup), not Qt on its own: see run_window.
     app.setQuitOnLastWindowClosed(False)
 
-    registry = HostRegistry(SettingsStore(args.settings), SecretStore())
-    for problem in registry.problems:
-        log.warning("%s", problem)
-    services = compose(registry, chat_path=args.chat_db, mcp_path=args.mcp_config)
+    store = SettingsStore(args.settings)
+    loaded = store.load()
+    apply_theme(app, loaded.settings.theme)
+    frame = WindowFrame()
+    frame.restore_geometry(loaded.settings.window_geometry)
+    frame.show_starting()
+    frame.show()
+    timings = _Timings(args.report)
+    frame.firstPainted.connect(timings.painted)
 
     closing = asyncio.Event()
+    ready = asyncio.Event()
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         loop = runner.get_loop()
+        built = loop.run_until_complete(_build(frame, store, loaded, args))
+        registry, services = built
         task = loop.create_task(
             run_window(
                 app,
@@ -296,10 +348,20 @@ def main(argv: list[str] | None = None) -> int:
                 telemetry=services.telemetry,
                 chat_store=services.chat_store,
                 mcp=services.mcp,
-                mdns=not args.no_mdns,
+                mdns=not args.no_mdns and not args.self_test,
+                ready=ready,
             ),
             name="corral window",
         )
+        checking: asyncio.Task[list[str]] | None = None
+        if args.self_test:
+            from app.self_test import run_checks
+
+            checking = loop.create_task(
+                run_checks(services, ready, closing, timings), name="self-test"
+            )
+        else:
+            loop.create_task(timings.when_ready(ready), name="start-up report")
         try:
             loop.run_until_complete(task)
         except RuntimeError:
@@ -314,4 +376,87 @@ def main(argv: list[str] | None = None) -> int:
         # run after the loop has stopped, so nothing may be left to do at that point.
         loop.run_until_complete(services.chat_store.close())
         loop.run_until_complete(registry.aclose())
+    if checking is not None:
+        from app.self_test import finish
+
+        return finish(checking)
     return 0
+
+
+async def _build(
+    frame: WindowFrame, store: SettingsStore, loaded: LoadResult, args: argparse.Namespace
+) -> tuple[HostRegistry, Services]:
+    """Once the frame has painted (or after 2 s without a paint), build the services and
+    the window's content into it."""
+    if not frame.painted:
+        painted = asyncio.Event()
+        frame.firstPainted.connect(painted.set)
+        try:
+            await asyncio.wait_for(painted.wait(), 2.0)
+        except TimeoutError:
+            log.info("The window did not paint within 2 s; building it anyway")
+        finally:
+            frame.firstPainted.disconnect(painted.set)
+    from app.core.hosts.registry import HostRegistry
+    from app.core.secrets import SecretStore
+
+    registry = HostRegistry(store, SecretStore(), loaded=loaded)
+    for problem in registry.problems:
+        log.warning("%s", problem)
+    services = compose(registry, chat_path=args.chat_db, mcp_path=args.mcp_config, frame=frame)
+    services.window.restore_saved_layout()
+    return registry, services
+
+
+class _Timings:
+    """When the window first painted and when everything had started, and the memory then
+    (written to ``--report`` as JSON, for the start-up benchmark; logged otherwise)."""
+
+    def __init__(self, report: Path | None) -> None:
+        self.report = report
+        self.painted_at: float | None = None
+        self.ready_at: float | None = None
+        self.rss: int | None = None
+
+    def painted(self) -> None:
+        if self.painted_at is None:
+            self.painted_at = time.time()
+
+    async def when_ready(self, ready: asyncio.Event) -> None:
+        await ready.wait()
+        self.mark_ready()
+
+    def mark_ready(self) -> None:
+        import psutil
+
+        self.ready_at = time.time()
+        self.rss = psutil.Process().memory_info().rss
+        started = _process_started()
+        if started is not None and self.painted_at is not None:
+            log.info(
+                "Window painted %.0f ms after launch; everything started after %.0f ms; "
+                "memory %.0f MB",
+                (self.painted_at - started) * 1000,
+                (self.ready_at - started) * 1000,
+                self.rss / 1e6,
+            )
+        self.write()
+
+    def write(self, **more: object) -> None:
+        """Write what is known so far (and ``more``) to the report file, if one was asked."""
+        if self.report is None:
+            return
+        data = {"painted_at": self.painted_at, "ready_at": self.ready_at, "rss": self.rss}
+        try:
+            self.report.write_text(json.dumps({**data, **more}), encoding="utf-8")
+        except OSError as exc:
+            log.warning("The start-up report could not be written to %s: %s", self.report, exc)
+
+
+def _process_started() -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except (OSError, ImportError):
+        return None

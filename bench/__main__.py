@@ -23,6 +23,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "ui-lag": ("bench.ui_lag", "UI timer lateness p99 while 300 tokens/s stream into the chat"),
     "open-conversation": ("bench.open_conversation", "time to open a 2,000-message conversation"),
+    "startup": (
+        "bench.startup",
+        "cold start to the first painted main window, and memory, vs a bare PySide6 window",
+    ),
     "mcp": (
         "bench.mcp",
         "MCP connect+initialize per transport, tool-call overhead vs a bare SDK session",

@@ -30,8 +30,33 @@ SCHEMA_VERSION = 1
 APP_NAME = "corral"
 
 
+#: The choices of the Appearance setting.
+THEMES = ("system", "light", "dark")
+#: The choices of the log level setting, most talkative first.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: Seconds the hardware and latency graphs may show: 1 minute to 1 hour.
+GRAPH_WINDOW_LIMITS = (60.0, 3600.0)
+#: Seconds between two hardware samples: 0.5 s to 1 minute.
+TELEMETRY_INTERVAL_LIMITS = (0.5, 60.0)
+
+
 def default_settings_path() -> Path:
     return platformdirs.user_config_path(APP_NAME, appauthor=False) / "settings.json"
+
+
+def default_chat_path() -> Path:
+    """Where the chat history lives unless the settings name another file."""
+    return platformdirs.user_data_path(APP_NAME, appauthor=False) / "chat.db"
+
+
+def default_models_dir() -> Path:
+    """Where model files of a built-in engine go unless the settings name another folder."""
+    return platformdirs.user_data_path(APP_NAME, appauthor=False) / "models"
+
+
+def default_log_dir() -> Path:
+    """The folder for Corral's log files."""
+    return platformdirs.user_log_path(APP_NAME, appauthor=False)
 
 
 @dataclass
@@ -79,7 +104,25 @@ class Settings:
     # ports probed on this machine and in network scans: Ollama, LM Studio, llama.cpp, vLLM
     scan_ports: list[int] = field(default_factory=lambda: [11434, 1234, 8080, 8000])
     scan_max_prefix: int = 22  # the largest network scanned without asking: a /22
+    theme: str = "system"  # one of THEMES
+    close_to_tray: bool = False  # closing the window hides it in the tray
+    notifications: bool = True  # tray notifications (a pull finished, a host went down)
+    log_level: str = "INFO"  # one of LOG_LEVELS
+    graph_window_s: float = 300.0  # what the hardware and latency graphs show
+    telemetry_interval_s: float = 1.0  # seconds between hardware samples
+    window_geometry: str = ""  # base64 of the main window's saved geometry
+    window_state: str = ""  # base64 of the main window's saved dock layout
+    chat_db_path: str = ""  # "" = default_chat_path()
+    models_dir: str = ""  # "" = default_models_dir()
     extra: dict[str, Any] = field(default_factory=dict)  # keys from newer minor versions, kept
+
+    def chat_path(self) -> Path:
+        """The chat history file these settings name (the default one when none)."""
+        return Path(self.chat_db_path).expanduser() if self.chat_db_path else default_chat_path()
+
+    def models_path(self) -> Path:
+        """The folder for model files these settings name (the default one when none)."""
+        return Path(self.models_dir).expanduser() if self.models_dir else default_models_dir()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,11 +144,43 @@ class Settings:
             )
         out = cls()
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        for key in ("default_keep_alive",):
+        for key in (
+            "default_keep_alive",
+            "window_geometry",
+            "window_state",
+            "chat_db_path",
+            "models_dir",
+        ):
             if key in data:
                 if not isinstance(data[key], str):
                     raise ValueError(f"{key} must be text")
                 setattr(out, key, data[key])
+        for key in ("close_to_tray", "notifications"):
+            if key in data:
+                if not isinstance(data[key], bool):
+                    raise ValueError(f"{key} must be true or false")
+                setattr(out, key, data[key])
+        theme = data.get("theme", out.theme)
+        if not isinstance(theme, str) or theme.lower() not in THEMES:
+            raise ValueError(f"theme must be one of {', '.join(THEMES)}")
+        out.theme = theme.lower()
+        level = data.get("log_level", out.log_level)
+        if not isinstance(level, str) or level.upper() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        out.log_level = level.upper()
+        for key, (low, high) in (
+            ("graph_window_s", GRAPH_WINDOW_LIMITS),
+            ("telemetry_interval_s", TELEMETRY_INTERVAL_LIMITS),
+        ):
+            if key in data:
+                value = data[key]
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not low <= value <= high
+                ):
+                    raise ValueError(f"{key} must be a number of seconds from {low:g} to {high:g}")
+                setattr(out, key, float(value))
         for key in (
             "refresh_interval_s",
             "connect_timeout_s",

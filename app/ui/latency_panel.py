@@ -39,7 +39,7 @@ from app.ui.item_models import _RowsTableModel
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
-#: Round trips shown: the last 15 minutes.
+#: Round trips shown until :meth:`LatencyPanel.set_window` says otherwise: 15 minutes.
 RTT_WINDOW_S = 900.0
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
@@ -130,6 +130,7 @@ class LatencyPanel(QWidget):
         health: where round trips come from.
         latency: where reply figures come from (None: the table says they are off).
         host_id: the selected host (None: none).
+        window_s: the time span of round trips shown, in seconds.
         rtt_label: the selected host's round trip p50 / p95.
         table_model, table: the models of the selected host.
         note: shown instead of the table when there is nothing to list.
@@ -242,6 +243,13 @@ class LatencyPanel(QWidget):
     def set_interval(self, seconds: float) -> None:
         self.timer.setInterval(max(100, int(seconds * 1000)))
 
+    def set_window(self, seconds: float) -> None:
+        """Show the round trips of the last ``seconds`` (from the first probe when there
+        are fewer)."""
+        self.window_s = float(seconds)
+        self._x_range = None  # the next redraw sets the range again
+        self.refresh()
+
     # -- what is shown ----------------------------------------------------------------
     def set_hosts(self, hosts: list[HostConfig]) -> None:
         """The fleet (one curve per host, named after it)."""
@@ -341,7 +349,7 @@ class LatencyPanel(QWidget):
                 if config.id in self._curves:
                     self._style_curve(config.id, i)
         if high is not None and (changed or self._x_range is None):
-            # the last 15 minutes, or from the first probe when there is less
+            # the window (15 minutes by default), or from the first probe when there is less
             firsts = [
                 next(iter(ring))[0] + self._epoch_offset
                 for ring in (self.health.rtt_history(c.id) for c in self._hosts)

@@ -12,11 +12,11 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QDockWidget,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMainWindow,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -33,7 +33,10 @@ from app.core.errors import CorralError
 from app.core.hosts.base import Host, HostCapabilities, HostConfig, ModelInfo, RunningModel
 from app.core.hosts.health import HealthMonitor, HostState, HostStatus
 from app.core.hosts.registry import HostRegistry
+from app.core.mcp.config import default_mcp_path
 from app.core.metrics.latency import LatencyBook
+from app.core.settings import default_log_dir
+from app.ui.about import AboutDialog, HostVersion, ShortcutsDialog
 from app.ui.adapters import DiscoverySignals, HealthSignals, RegistrySignals
 from app.ui.all_models import AllModelsPanel
 from app.ui.banner import Banner
@@ -41,6 +44,7 @@ from app.ui.chat.panel import ChatPanel
 from app.ui.delegates import BadgeDelegate
 from app.ui.details_dialog import ModelDetailsDialog
 from app.ui.formatting import human_size
+from app.ui.frame import WindowFrame
 from app.ui.hardware_panel import HardwarePanel
 from app.ui.host_chooser import HostChooserDialog
 from app.ui.host_dialog import HostDialog, TelemetryFields
@@ -57,8 +61,11 @@ from app.ui.mcp_controller import McpController
 from app.ui.mcp_panel import McpPanel
 from app.ui.pull_dialog import PullDialog
 from app.ui.scan_dialog import ScanDialog
+from app.ui.settings_apply import SettingsApplier
+from app.ui.settings_dialog import DataPaths, SettingsDialog
 from app.ui.suggestions import SuggestionsStrip
 from app.ui.tasks import TaskRunner
+from app.ui.theme import apply_theme
 
 if TYPE_CHECKING:
     from app.core.chat.engine import ChatEngine
@@ -87,7 +94,13 @@ _REASON_STYLE = {
 }
 
 
-class MainWindow(QMainWindow):
+def _keys(standard: QKeySequence.StandardKey, fallback: str) -> list[QKeySequence]:
+    """The platform's keys for a standard action, or ``fallback`` where it has none."""
+    keys = [k for k in QKeySequence.keyBindings(standard) if not k.isEmpty()]
+    return keys or [QKeySequence(fallback)]
+
+
+class MainWindow(WindowFrame):
     """Corral's main window.
 
     Left: the fleet, every host grouped by the machine it runs on (status dot, name, type
@@ -171,8 +184,62 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setObjectName("mainWindow")
-        self.setWindowTitle("Corral")
+        self._setup(
+            registry,
+            health,
+            discovery,
+            telemetry=telemetry,
+            latency=latency,
+            chat=chat,
+            mcp=mcp,
+            mcp_store=mcp_store,
+        )
+
+    @classmethod
+    def adopt(
+        cls,
+        frame: WindowFrame,
+        registry: HostRegistry,
+        health: HealthMonitor,
+        discovery: DiscoveryService | None = None,
+        *,
+        telemetry: TelemetryService | None = None,
+        latency: LatencyBook | None = None,
+        chat: ChatEngine | None = None,
+        mcp: McpManager | None = None,
+        mcp_store: McpConfigStore | None = None,
+    ) -> MainWindow:
+        """Build the window's content into ``frame``, the window already on screen, and
+        return it as the main window (the same object: nothing is re-created or moved).
+
+        Start-up shows the light frame first (it needs only Qt) and builds the rest once
+        it has painted, so the window appears at once and fills in."""
+        frame.__class__ = cls
+        window: MainWindow = frame  # type: ignore[assignment]
+        window._setup(
+            registry,
+            health,
+            discovery,
+            telemetry=telemetry,
+            latency=latency,
+            chat=chat,
+            mcp=mcp,
+            mcp_store=mcp_store,
+        )
+        return window
+
+    def _setup(
+        self,
+        registry: HostRegistry,
+        health: HealthMonitor,
+        discovery: DiscoveryService | None = None,
+        *,
+        telemetry: TelemetryService | None = None,
+        latency: LatencyBook | None = None,
+        chat: ChatEngine | None = None,
+        mcp: McpManager | None = None,
+        mcp_store: McpConfigStore | None = None,
+    ) -> None:
         self.setWindowIcon(app_icon())
         self.registry = registry
         self.health = health
@@ -222,6 +289,10 @@ class MainWindow(QMainWindow):
             self._show_suggestions(discovery.suggestions)
         self._show_new_problems()
         self._update_actions()
+        self._update_fleet_summary()
+        self.remember_default_layout()
+        self.restore_saved_layout()
+        self._build_settings()
 
     # -- building ---------------------------------------------------------------------
     def _build(self) -> None:
@@ -352,21 +423,38 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.statusBar().setObjectName("statusBar")
 
-        self.add_host_action = self._action("&Add host…", "addHostAction")
-        self.scan_action = self._action("&Scan network…", "scanAction")
+        self.add_host_action = self._action("&Add host…", "addHostAction", "Ctrl+Shift+H")
+        self.scan_action = self._action("&Scan network…", "scanAction", "Ctrl+Shift+S")
         self.refresh_action = self._action("&Refresh now", "refreshAction")
-        self.refresh_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
+        self.refresh_action.setShortcuts(_keys(QKeySequence.StandardKey.Refresh, "F5"))
+        self.pull_action = self._action("&Pull a model…", "pullAction", "Ctrl+P")
         self.unload_all_action = self._action("&Unload all models", "unloadAllAction")
+        self.settings_action = self._action("S&ettings…", "settingsAction", "Ctrl+,")
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         self.quit_action = self._action("&Quit", "quitAction")
-        self.quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        self.quit_action.setShortcuts(_keys(QKeySequence.StandardKey.Quit, "Ctrl+Q"))
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        self.reset_layout_action = self._action("&Reset layout", "resetLayoutAction")
+        self.reset_layout_action.setToolTip("Put every panel back where it was at first start")
+        self.shortcuts_action = self._action("&Keyboard shortcuts", "shortcutsAction", "Ctrl+/")
+        self.about_action = self._action("&About Corral", "aboutAction")
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
         corral_menu = self.menuBar().addMenu("&Corral")
+        corral_menu.setObjectName("corralMenu")
         corral_menu.addAction(self.add_host_action)
         corral_menu.addAction(self.scan_action)
         corral_menu.addSeparator()
+        corral_menu.addAction(self.settings_action)
+        corral_menu.addSeparator()
         corral_menu.addAction(self.quit_action)
         host_menu = self.menuBar().addMenu("&Host")
+        host_menu.setObjectName("hostMenu")
         host_menu.addAction(self.refresh_action)
+        host_menu.addAction(self.pull_action)
         host_menu.addAction(self.unload_all_action)
+        self.fleet_summary = QLabel(self)
+        self.fleet_summary.setObjectName("fleetSummary")
+        self.statusBar().addPermanentWidget(self.fleet_summary)
         if self.discovery is None:
             for widget in (self.scan_button, self.scan_action):
                 widget.setEnabled(False)
@@ -411,14 +499,28 @@ class MainWindow(QMainWindow):
         if self.chat is not None and self.chat.approver is None:
             self.chat.approver = self.chat_panel  # tool calls are asked about in the chat
         view_menu = self.menuBar().addMenu("&View")
-        for dock, name in (
-            *docks,
-            (self.hardware_dock, "hardwareDockAction"),
-            (self.latency_dock, "latencyDockAction"),
+        view_menu.setObjectName("viewMenu")
+        for number, (dock, name) in enumerate(
+            (
+                *docks,
+                (self.hardware_dock, "hardwareDockAction"),
+                (self.latency_dock, "latencyDockAction"),
+            ),
+            start=1,
         ):
             action = dock.toggleViewAction()
             action.setObjectName(name)
+            action.setShortcut(QKeySequence(f"Alt+{number}"))
             view_menu.addAction(action)
+            self.addAction(action)  # its shortcut works while the dock is hidden too
+        view_menu.addSeparator()
+        view_menu.addAction(self.reset_layout_action)
+        self.view_menu = view_menu
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.setObjectName("helpMenu")
+        help_menu.addAction(self.shortcuts_action)
+        help_menu.addAction(self.about_action)
+        self.help_menu = help_menu
         if self.telemetry is not None or self.latency is not None:
             screen = self.screen().availableGeometry().height()
             self.resize(self.width(), max(self.minimumHeight(), min(900, screen - 40)))
@@ -445,9 +547,11 @@ class MainWindow(QMainWindow):
         button.setObjectName(name)
         return button
 
-    def _action(self, text: str, name: str) -> QAction:
+    def _action(self, text: str, name: str, keys: str = "") -> QAction:
         action = QAction(text, self)
         action.setObjectName(name)
+        if keys:
+            action.setShortcut(QKeySequence(keys))
         return action
 
     @staticmethod
@@ -503,6 +607,13 @@ class MainWindow(QMainWindow):
         self.healthUpdated.connect(self._update_actions)
         self._registry_signals.hostsChanged.connect(self.chat_panel.on_hosts_changed)
         self._health_signals.statusChanged.connect(self.chat_panel.on_host_status)
+        self._registry_signals.hostsChanged.connect(self._update_fleet_summary)
+        self._health_signals.probed.connect(self._update_fleet_summary)
+        self.pull_action.triggered.connect(lambda: self.open_pull_dialog())
+        self.reset_layout_action.triggered.connect(self.reset_layout)
+        self.shortcuts_action.triggered.connect(self.show_shortcuts)
+        self.about_action.triggered.connect(self.show_about)
+        self.settings_action.triggered.connect(self.open_settings)
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -560,7 +671,143 @@ class MainWindow(QMainWindow):
             await self.mcp_panel.shutdown()
         await self._tasks.cancel_all()
 
+    # -- the shell: layout, status summary, About, shortcuts ------------------------
+    def restore_saved_layout(self) -> None:
+        """Geometry and docks as they were saved at the last close (if they fit)."""
+        settings = self.registry.settings
+        self.restore_geometry(settings.window_geometry)
+        self.restore_layout(settings.window_state)
+
+    def save_layout(self) -> None:
+        """Keep the geometry and dock layout in the settings, for the next start."""
+        geometry, state = self.saved_layout()
+        settings = self.registry.settings
+        if (settings.window_geometry, settings.window_state) == (geometry, state):
+            return
+        settings.window_geometry = geometry
+        settings.window_state = state
+        problem = self.registry.save_settings()
+        if problem:
+            log.warning("The window layout was not saved: %s", problem)
+
+    def fleet_summary_text(self) -> str:
+        """ "3 hosts: 2 online, 1 offline · 2 models loaded" for the status bar."""
+        rows = self.fleet_model.rows()
+        if not rows:
+            return "No hosts"
+        counts: dict[str, int] = {}
+        loaded = 0
+        for row in rows:
+            status = self.health.status(row.config.id)
+            counts[status.state.value] = counts.get(status.state.value, 0) + 1
+            if status.reachable:
+                loaded += len(self.health.loaded(row.config.id) or ())
+        order = ("online", "degraded", "offline", "unknown")
+        words = {"unknown": "not checked yet"}
+        parts = [f"{counts[s]} {words.get(s, s)}" for s in order if counts.get(s)]
+        hosts = f"{len(rows)} host{'s' if len(rows) != 1 else ''}"
+        models = f"{loaded} model{'s' if loaded != 1 else ''} loaded"
+        return f"{hosts}: {', '.join(parts)} · {models}"
+
+    def _update_fleet_summary(self, *_: object) -> None:
+        self.fleet_summary.setText(self.fleet_summary_text())
+
+    def about_hosts(self) -> list[HostVersion]:
+        out = []
+        for row in self.fleet_model.rows():
+            status = self.health.status(row.config.id)
+            if status.version:
+                version = status.version
+            elif status.reachable:
+                version = "unknown"
+            else:
+                version = f"not known ({status.state.value})"
+            out.append(HostVersion(row.config.name, row.config.kind.value, row.config.url, version))
+        return out
+
+    def show_about(self) -> AboutDialog:
+        dialog = AboutDialog(self.about_hosts(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.findChildren(QAction), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def _build_settings(self) -> None:
+        """What applies a change made in the Settings dialog to the running app."""
+        settings = self.registry.settings
+        self.hardware_panel.set_window(settings.graph_window_s)
+        self.latency_panel.set_window(settings.graph_window_s)
+
+        def graph_window(seconds: float) -> None:
+            self.hardware_panel.set_window(seconds)
+            self.latency_panel.set_window(seconds)
+
+        def sample_interval(seconds: float) -> None:
+            self.hardware_panel.set_interval(seconds)
+            self.latency_panel.set_interval(seconds)
+
+        def theme(name: str) -> None:
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                apply_theme(app, name)
+
+        self.settings_applier = SettingsApplier(
+            registry=self.registry,
+            health=self.health,
+            telemetry=self.telemetry,
+            discovery=self.discovery,
+            on_theme=theme,
+            on_tray=self.set_tray_behaviour,
+            on_graph_window=graph_window,
+            on_refresh_interval=lambda s: self.timer.setInterval(max(250, int(s * 1000))),
+            on_telemetry_interval=sample_interval,
+        )
+        self.settings_dialog: SettingsDialog | None = None
+        self.close_to_tray = settings.close_to_tray
+        self.notifications = settings.notifications
+
+    def set_tray_behaviour(self, close_to_tray: bool, notifications: bool) -> None:
+        """Whether closing the window keeps Corral in the tray, and whether it notifies."""
+        self.close_to_tray = close_to_tray
+        self.notifications = notifications
+
+    def open_settings(self) -> SettingsDialog:
+        """The Settings dialog (one at a time; changes apply as soon as they are saved)."""
+        if self.settings_dialog is not None:
+            self.settings_dialog.show()
+            self.settings_dialog.raise_()
+            self.settings_dialog.activateWindow()
+            return self.settings_dialog
+        paths = DataPaths(
+            settings_file=self.registry.settings_path,
+            chat_db=self.chat.store.path if self.chat else self.registry.settings.chat_path(),
+            mcp_config=self.mcp_store.path if self.mcp_store else default_mcp_path(),
+            log_dir=default_log_dir(),
+        )
+        dialog = SettingsDialog(
+            self.registry.settings,
+            self.registry.save_settings,
+            paths=paths,
+            applier=self.settings_applier,
+            parent=self,
+        )
+        dialog.finished.connect(self._settings_closed)
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _settings_closed(self, _result: int) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.deleteLater()
+        self.settings_dialog = None
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
         self.timer.stop()
         self.hardware_panel.stop()
         self.latency_panel.stop()

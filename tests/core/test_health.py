@@ -142,6 +142,23 @@ def test_backoff_grows_while_down_and_is_capped(registry: HostRegistry) -> None:
     assert len(samples) > 1 and all(1.5 <= s <= 2.5 for s in samples)
 
 
+async def test_a_new_policy_applies_to_a_loop_waiting_out_a_long_interval(
+    registry: HostRegistry, monitor: HealthMonitor, fake: FakeOllama
+) -> None:
+    def probes() -> int:
+        return sum(1 for _, path, _ in fake.requests if path == "/api/version")
+
+    config = registry.add(fake.url, "Box")
+    monitor.set_policy(HealthPolicy(interval_s=600.0, jitter=0.0))
+    monitor.start()
+    await wait_for(lambda: monitor.status(config.id).state is HostState.ONLINE)
+    before = probes()
+    # the loop now waits ten minutes; the shorter interval must not wait for that to end
+    monitor.set_policy(HealthPolicy(interval_s=0.1, jitter=0.0))
+    await wait_for(lambda: probes() >= before + 3, timeout=5.0)
+    assert monitor.policy.interval_s == 0.1
+
+
 async def test_loads_and_unloads_made_anywhere_are_reported(
     registry: HostRegistry, monitor: HealthMonitor, fake: FakeOllama
 ) -> None:

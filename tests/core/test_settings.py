@@ -15,6 +15,8 @@ from app.core.settings import (
     HostEntry,
     Settings,
     SettingsStore,
+    default_chat_path,
+    default_models_dir,
     default_settings_path,
 )
 
@@ -98,6 +100,26 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
         ('{"schema_version": 1, "default_keep_alive": 5}', "must be text"),
         ('{"schema_version": 1, "scan_ports": [80, 70000]}', "scan_ports"),
         ('{"schema_version": 1, "scan_max_prefix": 8}', "scan_max_prefix"),
+        ('{"schema_version": 1, "theme": "purple"}', "theme must be one of system, light, dark"),
+        ('{"schema_version": 1, "theme": 1}', "theme must be one of"),
+        ('{"schema_version": 1, "close_to_tray": "yes"}', "close_to_tray must be true or false"),
+        ('{"schema_version": 1, "notifications": 1}', "notifications must be true or false"),
+        ('{"schema_version": 1, "log_level": "LOUD"}', "log_level must be one of DEBUG, INFO"),
+        (
+            '{"schema_version": 1, "graph_window_s": 10}',
+            "graph_window_s must be a number of seconds from 60 to 3600",
+        ),
+        ('{"schema_version": 1, "graph_window_s": 7200}', "from 60 to 3600"),
+        ('{"schema_version": 1, "graph_window_s": "5m"}', "graph_window_s must be a number"),
+        (
+            '{"schema_version": 1, "telemetry_interval_s": 0.1}',
+            "telemetry_interval_s must be a number of seconds from 0.5 to 60",
+        ),
+        ('{"schema_version": 1, "telemetry_interval_s": true}', "telemetry_interval_s must be"),
+        ('{"schema_version": 1, "window_geometry": 5}', "window_geometry must be text"),
+        ('{"schema_version": 1, "window_state": ["a"]}', "window_state must be text"),
+        ('{"schema_version": 1, "chat_db_path": null}', "chat_db_path must be text"),
+        ('{"schema_version": 1, "models_dir": {}}', "models_dir must be text"),
     ],
 )
 def test_unusable_file_is_kept_aside_reported_and_replaced_by_defaults(
@@ -155,3 +177,78 @@ def test_file_that_cannot_be_moved_aside_is_never_overwritten(
     with pytest.raises(SettingsError, match="left untouched"):
         store.save(Settings())
     assert store.path.read_text() == "{precious but broken"
+
+
+def test_the_new_settings_round_trip(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    settings = Settings(
+        theme="dark",
+        close_to_tray=True,
+        notifications=False,
+        log_level="DEBUG",
+        graph_window_s=900.0,
+        telemetry_interval_s=0.5,
+        window_geometry="AdnQywADAAA=",
+        window_state="AAAA/wAAAAD9",
+        chat_db_path="/data/corral/chat.db",
+        models_dir="/data/models",
+    )
+    assert settings != Settings()
+    store.save(settings)
+    on_disk = json.loads(store.path.read_text())
+    assert on_disk["theme"] == "dark" and on_disk["close_to_tray"] is True
+    assert on_disk["graph_window_s"] == 900.0 and on_disk["window_state"] == "AAAA/wAAAAD9"
+    loaded = SettingsStore(store.path).load()
+    assert loaded.problem is None
+    assert loaded.settings == settings
+    assert loaded.settings.extra == {}  # known keys are not kept a second time as unknown ones
+
+
+def test_a_file_from_before_the_new_settings_loads_with_their_defaults(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "hosts": [{"id": "h-1", "name": "Box", "url": "http://10.0.0.5:11434"}],
+                "refresh_interval_s": 2.0,
+                "future_setting": [1, 2],
+            }
+        )
+    )
+    result = store.load()
+    assert result.problem is None
+    s = result.settings
+    assert [h.name for h in s.hosts] == ["Box"] and s.refresh_interval_s == 2.0
+    assert (s.theme, s.close_to_tray, s.notifications, s.log_level) == (
+        "system",
+        False,
+        True,
+        "INFO",
+    )
+    assert (s.graph_window_s, s.telemetry_interval_s) == (300.0, 1.0)
+    assert (s.window_geometry, s.window_state, s.chat_db_path, s.models_dir) == ("", "", "", "")
+    assert s.extra == {"future_setting": [1, 2]}
+    # saved again, the new keys appear once each and the unknown key is still there
+    store.save(s)
+    on_disk = json.loads(store.path.read_text())
+    assert on_disk["theme"] == "system" and on_disk["future_setting"] == [1, 2]
+    assert SettingsStore(store.path).load().settings == s
+
+
+def test_theme_and_log_level_are_read_in_any_case(tmp_path: Path) -> None:
+    loaded = Settings.from_json({"schema_version": 1, "theme": "Dark", "log_level": "warning"})
+    assert (loaded.theme, loaded.log_level) == ("dark", "WARNING")
+
+
+def test_default_locations_are_used_until_the_settings_name_others(tmp_path: Path) -> None:
+    settings = Settings()
+    # conftest points XDG_DATA_HOME into tmp_path
+    assert settings.chat_path() == default_chat_path()
+    assert str(default_chat_path()).startswith(str(tmp_path))
+    assert settings.models_path() == default_models_dir()
+    settings.chat_db_path = "~/corral/chat.db"
+    settings.models_dir = str(tmp_path / "models")
+    assert settings.chat_path() == Path.home() / "corral" / "chat.db"
+    assert settings.models_path() == tmp_path / "models"

@@ -65,7 +65,8 @@ _RUN_APP = textwrap.dedent(
 
     def check():
         for widget in app.topLevelWidgets():
-            if widget.objectName() == "mainWindow" and widget.model_model.rowCount():
+            model = getattr(widget, "model_model", None)  # None while Corral starts
+            if widget.objectName() == "mainWindow" and model is not None and model.rowCount():
                 names = sorted(r.name for r in widget.model_model.rows())
                 print("models:", ",".join(names), flush=True)
                 if sys.argv[2] == "quit":
@@ -121,7 +122,8 @@ _RUN_APP_CHAT = textwrap.dedent(
 
     def check():
         for widget in app.topLevelWidgets():
-            if widget.objectName() == "mainWindow" and widget.model_model.rowCount():
+            model = getattr(widget, "model_model", None)  # None while Corral starts
+            if widget.objectName() == "mainWindow" and model is not None and model.rowCount():
                 print("chat:", widget.chat_panel.status_label.text(), flush=True)
                 print("send enabled:", widget.chat_panel.send_button.isEnabled(), flush=True)
                 widget.close()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 
 from app.core.hosts.base import ChatStats
+from app.core.hosts.health import HealthMonitor
 from app.core.hosts.registry import HostRegistry
 from app.core.metrics.latency import LatencyBook
 from app.ui.latency_panel import LatencyPanel, LatencyTableModel
@@ -162,3 +166,28 @@ async def test_without_a_latency_book_the_table_says_so(
         host_id = registry_with_fake.hosts()[0].id
         # round trips come from the health monitor: they are drawn all the same
         await wait_for(lambda: rtt_points(panel, host_id) >= 1)
+
+
+def test_the_round_trip_window_can_be_changed(qtbot: Any, registry: HostRegistry) -> None:
+    health = HealthMonitor(registry)
+    config = registry.hosts()[0]
+    panel = LatencyPanel(health, None)
+    qtbot.addWidget(panel)
+    panel.set_hosts([config])
+    panel.show()
+    ring = health.rtt_history(config.id)
+    now = time.monotonic()
+    for i in range(61):  # ten minutes of probes, one every 10 s
+        ring.append(now - 600.0 + 10 * i, 20.0)
+
+    def span() -> float:
+        low, high = panel.plot.getPlotItem().getViewBox().viewRange()[0]
+        return float(high - low)
+
+    panel.refresh()
+    assert span() == pytest.approx(601.0)  # 15 minutes: all of it, from the first probe
+    panel.set_window(120.0)
+    assert panel.window_s == 120.0
+    assert span() == pytest.approx(120.0)
+    panel.set_window(3600.0)
+    assert span() == pytest.approx(601.0)

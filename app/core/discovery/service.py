@@ -121,6 +121,7 @@ class DiscoveryService:
         self.registry = registry
         self.ports = check_ports(ports)
         self.local_ports = check_ports(local_ports if local_ports is not None else ports)
+        self._local_follows_ports = local_ports is None
         self.max_prefix = max_prefix
         self.max_addresses = max_addresses
         self.probe_timeout = probe_timeout
@@ -172,6 +173,24 @@ class DiscoveryService:
         if not networks:
             raise InvalidInput("Enter a network to scan, for example 192.168.1.0/24.")
         return networks
+
+    # -- settings ---------------------------------------------------------------------
+    def set_scan_options(self, ports: Sequence[int], max_prefix: int) -> None:
+        """Scan ``ports`` (and look for hosts on this machine on them, unless other local
+        ports were given) and narrow this machine's networks to ``/max_prefix``, from the
+        next scan on. Raises :class:`InvalidInput` for a bad port or prefix (nothing
+        changes then)."""
+        checked = check_ports(ports)
+        if not checked:
+            raise InvalidInput("Enter at least one port to scan.")
+        if isinstance(max_prefix, bool) or not isinstance(max_prefix, int):
+            raise InvalidInput(f"{max_prefix!r} is not a network size such as /22.")
+        if not 0 <= max_prefix <= 32:
+            raise InvalidInput(f"The largest network to scan must be /0 to /32, not /{max_prefix}.")
+        self.ports = checked
+        if self._local_follows_ports:
+            self.local_ports = checked
+        self.max_prefix = max_prefix
 
     # -- scanning ---------------------------------------------------------------------
     async def scan(

@@ -275,6 +275,10 @@ class HealthMonitor:
             )
         )
 
+    def loaded(self, host_id: str) -> frozenset[str] | None:
+        """The models the host had loaded at its last probe (None: not known yet)."""
+        return self._loaded.get(host_id)
+
     def registry_has(self, config: HostConfig) -> bool:
         loop = self._loops.get(config.id)
         return loop is None or loop[0] == config

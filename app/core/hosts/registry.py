@@ -13,6 +13,7 @@ import logging
 import os
 import secrets as _random
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 from app.core.errors import InvalidInput, SecretNotStored, SettingsError
 from app.core.events import Event
@@ -21,7 +22,7 @@ from app.core.hosts.base import Host, HostConfig, HostKind, Timeouts
 from app.core.hosts.ollama import OllamaHost
 from app.core.hosts.openai import OpenAIHost
 from app.core.secrets import SecretStore, is_sensitive_header
-from app.core.settings import HeaderEntry, HostEntry, Settings, SettingsStore
+from app.core.settings import HeaderEntry, HostEntry, LoadResult, Settings, SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,14 @@ class HostRegistry:
         *,
         env: Mapping[str, str] | None = None,
         host_factory: HostFactory = default_host_factory,
+        loaded: LoadResult | None = None,
     ) -> None:
         self._store = store
         self._secrets = secret_store
         self._env = dict(os.environ if env is None else env)
         self._factory = host_factory
-        loaded = store.load()
+        if loaded is None:  # else: what the caller already read from this store
+            loaded = store.load()
         self.settings: Settings = loaded.settings
         self.problems: list[str] = [loaded.problem] if loaded.problem else []
         self.changed: Event[list[HostConfig]] = Event("hosts.changed")
@@ -383,6 +386,21 @@ class HostRegistry:
                 self._session_secrets.pop(key, None)
                 self._secret_cache.pop(key, None)
                 self._secrets.delete(key)
+
+    @property
+    def settings_path(self) -> Path:
+        """The settings file this registry reads and writes."""
+        return self._store.path
+
+    def save_settings(self) -> str | None:
+        """Write the settings as they are now (after the caller changed some); return the
+        problem in plain words when they could not be written, else None."""
+        try:
+            self._store.save(self.settings)
+        except SettingsError as exc:
+            log.warning("%s", exc.message)
+            return exc.message
+        return None
 
     def _save(self) -> None:
         try:
