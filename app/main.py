@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from app.core.discovery.service import DiscoveryService
     from app.core.hosts.health import HealthMonitor
     from app.core.hosts.registry import HostRegistry
+    from app.core.logs import LogSetup
     from app.core.mcp.manager import McpManager
     from app.core.settings import LoadResult, SettingsStore
     from app.core.telemetry.service import TelemetryService
@@ -66,6 +67,16 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         help="do not listen for model hosts announced on the network (mDNS)",
     )
     parser.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add Corral to this user's application menu (Linux) and exit",
+    )
+    parser.add_argument(
+        "--uninstall-desktop-entry",
+        action="store_true",
+        help="remove Corral from this user's application menu and exit",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help=(
@@ -93,13 +104,15 @@ def _log_unhandled(
     log.error("Unhandled exception", exc_info=(exc_type, exc, tb))
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+def _setup_logging() -> LogSetup:
+    """Corral's logging: a rotating file in the platform's log folder and stderr, secrets
+    redacted from both (see :mod:`app.core.logs`)."""
+    from app.core.logs import setup_logging
+
+    setup = setup_logging("INFO")
+    if setup.problem:
+        log.warning("%s", setup.problem)
+    return setup
 
 
 @dataclass
@@ -204,6 +217,7 @@ def compose(
     chat_path: Path | None = None,
     mcp_path: Path | None = None,
     frame: WindowFrame | None = None,
+    log_setup: LogSetup | None = None,
 ) -> Services:
     """The services of the app, set up from the registry's settings, and the window on them
     (call after the QApplication exists; nothing is started or opened here).
@@ -266,6 +280,7 @@ def compose(
         "chat": chat,
         "mcp": mcp,
         "mcp_store": mcp_store,
+        "log_setup": log_setup,
     }
     if frame is not None:
         window = MainWindow.adopt(frame, registry, health, discovery, **parts)
@@ -292,13 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(f"corral {__version__}")
         return 0
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        return _desktop_entry(install=args.install_desktop_entry)
     if args.self_test:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from app.self_test import isolate
 
         args = isolate(args)
 
-    _setup_logging()
+    log_setup = _setup_logging()
     sys.excepthook = _log_unhandled
     # qasync picks its Qt binding from QT_API, then from what is imported: make it PySide6.
     os.environ["QT_API"] = "pyside6"
@@ -310,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.ui.event_loop import CorralEventLoop
     from app.ui.frame import WindowFrame
     from app.ui.icons import app_icon
+    from app.ui.single_instance import SingleInstance, raise_window
     from app.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -322,6 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     # The loop ends the program (after cleanup), not Qt on its own: see run_window.
     app.setQuitOnLastWindowClosed(False)
 
+    # One Corral per settings file: a second launch brings the running window up instead.
+    instance = SingleInstance(args.settings)
+    if not instance.claim():
+        if instance.answered:
+            print("Corral is already running; its window was raised.")
+            return 0
+        print("Corral is already running with these settings, but it did not answer.")
+        return 1
+
     store = SettingsStore(args.settings)
     loaded = store.load()
     apply_theme(app, loaded.settings.theme)
@@ -329,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     frame.restore_geometry(loaded.settings.window_geometry)
     frame.show_starting()
     frame.show()
+
+    def raise_on_request() -> None:
+        log.info("Asked by a second launch to raise the window")
+        raise_window(frame)
+
+    instance.raiseRequested.connect(raise_on_request)
     timings = _Timings(args.report)
     frame.firstPainted.connect(timings.painted)
 
@@ -336,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     ready = asyncio.Event()
     with asyncio.Runner(loop_factory=lambda: CorralEventLoop(app)) as runner:
         loop = runner.get_loop()
-        built = loop.run_until_complete(_build(frame, store, loaded, args))
+        built = loop.run_until_complete(_build(frame, store, loaded, args, log_setup))
         registry, services = built
         task = loop.create_task(
             run_window(
@@ -376,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         # run after the loop has stopped, so nothing may be left to do at that point.
         loop.run_until_complete(services.chat_store.close())
         loop.run_until_complete(registry.aclose())
+    instance.close()
     if checking is not None:
         from app.self_test import finish
 
@@ -383,8 +417,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _desktop_entry(*, install: bool) -> int:
+    """``--install-desktop-entry`` / ``--uninstall-desktop-entry`` (no Qt is loaded)."""
+    from app.desktop_entry import DesktopEntryError, install_desktop_entry, uninstall_desktop_entry
+
+    try:
+        if install:
+            written = install_desktop_entry()
+            print(f"Corral is in the application menu ({written[0]})")
+        else:
+            removed = uninstall_desktop_entry()
+            print(f"Removed {len(removed)} desktop entry files")
+    except DesktopEntryError as exc:
+        print(f"corral: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def _build(
-    frame: WindowFrame, store: SettingsStore, loaded: LoadResult, args: argparse.Namespace
+    frame: WindowFrame,
+    store: SettingsStore,
+    loaded: LoadResult,
+    args: argparse.Namespace,
+    log_setup: LogSetup,
 ) -> tuple[HostRegistry, Services]:
     """Once the frame has painted (or after 2 s without a paint), build the services and
     the window's content into it."""
@@ -401,9 +456,16 @@ async def _build(
     from app.core.secrets import SecretStore
 
     registry = HostRegistry(store, SecretStore(), loaded=loaded)
+    log_setup.set_level(registry.settings.log_level)
     for problem in registry.problems:
         log.warning("%s", problem)
-    services = compose(registry, chat_path=args.chat_db, mcp_path=args.mcp_config, frame=frame)
+    services = compose(
+        registry,
+        chat_path=args.chat_db,
+        mcp_path=args.mcp_config,
+        frame=frame,
+        log_setup=log_setup,
+    )
     services.window.restore_saved_layout()
     return registry, services
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,3 +36,25 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
         yield backend
     finally:
         keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Take Corral's log handlers off the root logger after the test and put the levels
+    back, so that later tests log as before (for tests that call ``setup_logging``)."""
+    from app.core.logs import QUIET_LOGGERS, forget_registered_secrets
+
+    root = logging.getLogger()
+    level = root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if getattr(handler, "corral_handler", False):
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(level)
+        for name, old in quiet.items():
+            logging.getLogger(name).setLevel(old)
+        forget_registered_secrets()

@@ -1,7 +1,8 @@
 """Secrets (host tokens, API keys) in the OS keyring, never in a plain file.
 
 Where no keyring service exists, :meth:`SecretStore.set` raises :class:`SecretNotStored`
-so the caller can tell the user the secret is kept for this session only.
+so the caller can tell the user the secret is kept for this session only. Every value
+stored or read here is registered with the log, which never writes it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import keyring.errors
 from keyring.backends import fail
 
 from app.core.errors import SecretNotStored
+from app.core.logs import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class SecretStore:
         return backends is None or bool(backends)
 
     def set(self, key: str, value: str) -> None:
+        register_secret(value)  # kept in the keyring or, if refused, for this session
         if not self.available:
             raise SecretNotStored(
                 "No OS keyring is available, so Corral cannot keep this secret after it closes."
@@ -59,10 +62,12 @@ class SecretStore:
         if not self.available:
             return None
         try:
-            return self._kr().get_password(SERVICE, key)
+            value = self._kr().get_password(SERVICE, key)
         except keyring.errors.KeyringError as exc:
             log.warning("keyring lookup failed for %s: %s", key, type(exc).__name__)
             return None
+        register_secret(value)
+        return value
 
     def delete(self, key: str) -> None:
         if not self.available:

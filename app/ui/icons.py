@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
+
+from app.resources import APP_ICON_SIZES, app_icon_name, resource_path
 
 ONLINE_COLOR = QColor("#2e9d4f")
 DEGRADED_COLOR = QColor("#e0a21b")
@@ -30,8 +31,6 @@ KIND_COLORS = {
     "vllm": (QColor("#e2f4e8"), QColor("#1c5a31")),
     "openai": (QColor("#e3f2f3"), QColor("#15545a")),
 }
-
-ICON_FILE = Path(__file__).resolve().parents[2] / "resources" / "corral.svg"
 
 
 def status_dot(color: QColor, size: int = 14) -> QIcon:
@@ -62,7 +61,14 @@ def machine_icon() -> QIcon:
 
 
 def app_icon() -> QIcon:
-    """The application icon (resources/corral.svg), or an empty icon when it is absent."""
-    if ICON_FILE.is_file():
-        return QIcon(str(ICON_FILE))
-    return QIcon()
+    """The application icon (resources/corral.svg, with its PNG sizes), or an empty icon
+    when it is absent."""
+    path = resource_path("corral.svg")
+    if not path.is_file():
+        return QIcon()
+    icon = QIcon(str(path))
+    for size in APP_ICON_SIZES:
+        png = resource_path(app_icon_name(size))
+        if png.is_file():
+            icon.addFile(str(png), QSize(size, size))
+    return icon

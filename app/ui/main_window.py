@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QHideEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -57,18 +57,22 @@ from app.ui.item_models import (
     ModelTableModel,
 )
 from app.ui.latency_panel import LatencyPanel
+from app.ui.log_panel import LogPanel
 from app.ui.mcp_controller import McpController
 from app.ui.mcp_panel import McpPanel
 from app.ui.pull_dialog import PullDialog
 from app.ui.scan_dialog import ScanDialog
 from app.ui.settings_apply import SettingsApplier
 from app.ui.settings_dialog import DataPaths, SettingsDialog
+from app.ui.single_instance import raise_window
 from app.ui.suggestions import SuggestionsStrip
 from app.ui.tasks import TaskRunner
 from app.ui.theme import apply_theme
+from app.ui.tray import FleetTray
 
 if TYPE_CHECKING:
     from app.core.chat.engine import ChatEngine
+    from app.core.logs import LogSetup
     from app.core.mcp.config import McpConfigStore
     from app.core.mcp.manager import McpManager
     from app.core.telemetry.service import TelemetryService
@@ -181,6 +185,7 @@ class MainWindow(WindowFrame):
         chat: ChatEngine | None = None,
         mcp: McpManager | None = None,
         mcp_store: McpConfigStore | None = None,
+        log_setup: LogSetup | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -193,6 +198,7 @@ class MainWindow(WindowFrame):
             chat=chat,
             mcp=mcp,
             mcp_store=mcp_store,
+            log_setup=log_setup,
         )
 
     @classmethod
@@ -208,6 +214,7 @@ class MainWindow(WindowFrame):
         chat: ChatEngine | None = None,
         mcp: McpManager | None = None,
         mcp_store: McpConfigStore | None = None,
+        log_setup: LogSetup | None = None,
     ) -> MainWindow:
         """Build the window's content into ``frame``, the window already on screen, and
         return it as the main window (the same object: nothing is re-created or moved).
@@ -225,6 +232,7 @@ class MainWindow(WindowFrame):
             chat=chat,
             mcp=mcp,
             mcp_store=mcp_store,
+            log_setup=log_setup,
         )
         return window
 
@@ -239,6 +247,7 @@ class MainWindow(WindowFrame):
         chat: ChatEngine | None = None,
         mcp: McpManager | None = None,
         mcp_store: McpConfigStore | None = None,
+        log_setup: LogSetup | None = None,
     ) -> None:
         self.setWindowIcon(app_icon())
         self.registry = registry
@@ -249,6 +258,7 @@ class MainWindow(WindowFrame):
         self.chat = chat
         self.mcp = mcp
         self.mcp_store = mcp_store
+        self.log_setup = log_setup
         self._tasks = TaskRunner(self.show_error)
         self._registry_signals = RegistrySignals(registry, self)
         self._health_signals = HealthSignals(health, self)
@@ -273,6 +283,15 @@ class MainWindow(WindowFrame):
 
         self._build()
         self._build_docks()
+        self._quitting = False  # Quit was chosen: closing ends Corral even with a tray
+        self._told_about_tray = False
+        self.tray = FleetTray(
+            registry,
+            health,
+            self,
+            close_to_tray=registry.settings.close_to_tray,
+            notifications=registry.settings.notifications,
+        )
         self.timer = QTimer(self)
         self.timer.setObjectName("refreshTimer")
         self.timer.setInterval(max(250, int(registry.settings.refresh_interval_s * 1000)))
@@ -498,6 +517,14 @@ class MainWindow(WindowFrame):
             self.chat_panel.tool_servers = self.mcp.statuses
         if self.chat is not None and self.chat.approver is None:
             self.chat.approver = self.chat_panel  # tool calls are asked about in the chat
+        self.log_panel: LogPanel | None = None
+        self.log_dock: QDockWidget | None = None
+        if self.log_setup is not None:
+            self.log_panel = LogPanel(self.log_setup.buffer, self.log_setup, parent=self)
+            self.log_dock = self._dock("Log", "logDock", self.log_panel)
+            self.tabifyDockWidget(self.mcp_dock or self.latency_dock, self.log_dock)
+            self.hardware_dock.raise_()
+            docks.append((self.log_dock, "logDockAction"))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.setObjectName("viewMenu")
         for number, (dock, name) in enumerate(
@@ -602,7 +629,10 @@ class MainWindow(WindowFrame):
         self.all_models.delete_button.clicked.connect(self.confirm_delete_copy)
         self.refresh_button.clicked.connect(self.refresh_now)
         self.refresh_action.triggered.connect(self.refresh_now)
-        self.quit_action.triggered.connect(self.close)
+        self.quit_action.triggered.connect(self.quit_corral)
+        self.tray.toggleWindowRequested.connect(self.toggle_visible)
+        self.tray.quitRequested.connect(self.quit_corral)
+        self.tray.message.connect(self._status)
         self.timer.timeout.connect(self._tick)
         self.healthUpdated.connect(self._update_actions)
         self._registry_signals.hostsChanged.connect(self.chat_panel.on_hosts_changed)
@@ -622,6 +652,8 @@ class MainWindow(WindowFrame):
         if self._started:
             return
         self._started = True
+        self.tray.show()
+        self.tray.set_window_visible(self.isVisible())
         self.refresh_models(force=True)
         self.timer.start()
         self.hardware_panel.start()
@@ -669,6 +701,7 @@ class MainWindow(WindowFrame):
             await self.mcp_controller.shutdown()
         if self.mcp_panel is not None:
             await self.mcp_panel.shutdown()
+        await self.tray.shutdown()
         await self._tasks.cancel_all()
 
     # -- the shell: layout, status summary, About, shortcuts ------------------------
@@ -766,6 +799,7 @@ class MainWindow(WindowFrame):
             on_graph_window=graph_window,
             on_refresh_interval=lambda s: self.timer.setInterval(max(250, int(s * 1000))),
             on_telemetry_interval=sample_interval,
+            **({"on_log_level": self.log_setup.set_level} if self.log_setup else {}),
         )
         self.settings_dialog: SettingsDialog | None = None
         self.close_to_tray = settings.close_to_tray
@@ -775,6 +809,7 @@ class MainWindow(WindowFrame):
         """Whether closing the window keeps Corral in the tray, and whether it notifies."""
         self.close_to_tray = close_to_tray
         self.notifications = notifications
+        self.tray.apply_settings(close_to_tray, notifications)
 
     def open_settings(self) -> SettingsDialog:
         """The Settings dialog (one at a time; changes apply as soon as they are saved)."""
@@ -806,7 +841,43 @@ class MainWindow(WindowFrame):
             self.settings_dialog.deleteLater()
         self.settings_dialog = None
 
+    def toggle_visible(self) -> None:
+        """Show Corral / Hide Corral, from the tray."""
+        if self.isVisible() and not self.isMinimized():
+            self.hide()
+        else:
+            raise_window(self)
+
+    def quit_corral(self) -> None:
+        """End Corral (Quit in the menu or the tray), also when closing only hides."""
+        self._quitting = True
+        self.close()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        tray = getattr(self, "tray", None)  # the frame shows before the tray exists
+        if tray is not None:
+            tray.set_window_visible(True)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        tray = getattr(self, "tray", None)
+        if tray is not None:
+            tray.set_window_visible(False)
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._quitting and self.tray.keeps_running_on_close():
+            event.ignore()
+            self.save_layout()
+            self.hide()
+            if not self._told_about_tray:
+                self._told_about_tray = True
+                self.tray.notify(
+                    "Corral is still running",
+                    "Corral keeps watching your hosts from the tray; choose Quit Corral there "
+                    "to end it.",
+                )
+            return
         self.save_layout()
         self.timer.stop()
         self.hardware_panel.stop()
@@ -1694,6 +1765,9 @@ class MainWindow(WindowFrame):
         return dialog
 
     def _on_pulled(self, host_id: str, model: str) -> None:
+        row = self.fleet_model.get(host_id)
+        if row is not None:
+            self.tray.notify_pull_finished(row.config.name, model)
         if host_id == self.current_host_id():
             self.refresh_models(force=True)
         self._all_stale = True

@@ -186,6 +186,7 @@ class WindowOpener(Protocol):
         make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = ...,
         chat_db: Path | None = ...,
         mcp_config: Path | None = ...,
+        log_setup: Any = ...,
     ) -> AbstractAsyncContextManager[MainWindow]: ...
 
 
@@ -199,7 +200,8 @@ def open_window(qtbot: Any) -> WindowOpener:
     not show up), starts them with the window and closes them after it.
     ``chat_db`` (a path) gives the window a chat engine on a store in that file;
     ``mcp_config`` (an MCP config file) an MCP manager on its servers, whose tools the chat
-    offers (the allow list kept in that file).
+    offers (the allow list kept in that file). ``log_setup`` (from
+    ``app.core.logs.setup_logging``) gives it a Log dock.
     ``telemetry`` (a telemetry service, or ``make_telemetry(registry, monitor)`` to build
     one on the monitor) and ``latency`` (a :class:`LatencyBook`, attached to the monitor)
     are handed to the window, started with it and closed after it.
@@ -222,6 +224,7 @@ def open_window(qtbot: Any) -> WindowOpener:
         make_telemetry: Callable[[HostRegistry, HealthMonitor], Any] | None = None,
         chat_db: Path | None = None,
         mcp_config: Path | None = None,
+        log_setup: Any = None,
     ) -> AsyncIterator[MainWindow]:
         health = HealthMonitor(reg, policy or TEST_POLICY)
         store: ChatStore | None = None
@@ -263,6 +266,7 @@ def open_window(qtbot: Any) -> WindowOpener:
             chat=engine,
             mcp=mcp,
             mcp_store=mcp_store,
+            log_setup=log_setup,
         )
         qtbot.addWidget(window)
         window.show()

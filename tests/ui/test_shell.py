@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QComboBox, QPlainTextEdit
 
 from app.core.hosts.registry import HostRegistry
 from app.core.secrets import SecretStore
@@ -236,3 +236,35 @@ async def test_settings_open_from_the_window_and_the_theme_applies_at_once(
             assert saved["theme"] == "dark"
     finally:
         apply_theme(app, "system")
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.qt_log_ignore(OFFSCREEN_NOISE, "This plugin does not support raise")
+async def test_the_log_dock_shows_what_corral_logs_and_settings_change_the_level(
+    open_window: WindowOpener, registry_with_fake: HostRegistry, tmp_path: Path
+) -> None:
+    import logging
+
+    from app.core.logs import setup_logging
+
+    setup = setup_logging("INFO", tmp_path / "logs", stderr=False)
+    async with open_window(registry_with_fake, log_setup=setup) as window:
+        assert window.log_dock is not None and window.log_panel is not None
+        window.log_dock.show()
+        window.log_dock.raise_()
+        view = window.log_panel.findChild(QPlainTextEdit, "logView")
+        assert view is not None
+        logging.getLogger("corral.test").info("a line for the log dock")
+        await wait_for(lambda: "a line for the log dock" in view.toPlainText())
+        logging.getLogger("corral.test").debug("a debug line")
+
+        dialog = window.open_settings()
+        combo = dialog.findChild(QComboBox, "log_levelEdit")
+        assert combo is not None
+        combo.setCurrentIndex(combo.findData("DEBUG"))
+        dialog.ok_button.click()
+        await wait_for(lambda: window.settings_dialog is None)
+        logging.getLogger("corral.test").debug("a second debug line")
+        await wait_for(lambda: "a second debug line" in view.toPlainText())
+        assert "a debug line" not in view.toPlainText()  # logged while the level was INFO
+        assert "a second debug line" in (tmp_path / "logs" / "corral.log").read_text("utf-8")
