@@ -220,6 +220,14 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "corral_redacted", False):
             return True
+        # Each text argument on its own first: once formatted with %r its quotes are
+        # escaped, and a secret inside no longer looks like one.
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
         try:
             message = record.getMessage()
         except Exception:  # arguments that do not fit the format: keep what can be shown

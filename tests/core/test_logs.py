@@ -501,3 +501,13 @@ def test_registered_random_secrets_never_reach_the_log(tmp_path: Path) -> None:
             forget_registered_secrets()
 
     check()
+
+
+def test_a_secret_in_an_argument_shown_with_repr_is_hidden(tmp_path: Path) -> None:
+    # %r escapes the quotes of a text holding both kinds, which hid the key from the
+    # patterns when only the formatted message was redacted.
+    setup = setup_logging("INFO", tmp_path / "logs", stderr=False)
+    text = " {'api_key': '000000000000'} \""
+    logging.getLogger("corral.test").info("%s | %r", text, text)
+    assert "000000000000" not in buffer_text(setup)
+    assert "000000000000" not in file_text(setup)
