@@ -7,7 +7,6 @@ Qt. The GUI runs on one thread: under qasync the asyncio loop is the Qt loop.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -22,6 +21,8 @@ from app import __version__
 from app.core.errors import CorralError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from PySide6.QtWidgets import QApplication
 
     from app.core.chat.store import ChatStore
@@ -150,6 +151,8 @@ async def run_window(
     (and the registry's hosts) afterwards, in a run of the loop of their own. ``ready`` is
     set once everything has started.
     """
+    import asyncio
+
     app.lastWindowClosed.connect(closing.set)
     window.closed.connect(closing.set)
     window.show()
@@ -315,16 +318,12 @@ def main(argv: list[str] | None = None) -> int:
 
         args = isolate(args)
 
-    log_setup = _setup_logging()
-    sys.excepthook = _log_unhandled
     # qasync picks its Qt binding from QT_API, then from what is imported: make it PySide6.
     os.environ["QT_API"] = "pyside6"
     from PySide6.QtWidgets import QApplication
 
     # isort: split
-    # qasync comes in here, after PySide6, so that it cannot pick another binding.
     from app.core.settings import SettingsStore
-    from app.ui.event_loop import CorralEventLoop
     from app.ui.frame import WindowFrame
     from app.ui.icons import app_icon
     from app.ui.single_instance import SingleInstance, raise_window
@@ -364,6 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     instance.raiseRequested.connect(raise_on_request)
     timings = _Timings(args.report)
     frame.firstPainted.connect(timings.painted)
+    frame.wait_painted(app, 2.0)  # on screen first; the rest is loaded after
+
+    # Nothing before this point reads a secret or writes the log file.
+    log_setup = _setup_logging()
+    sys.excepthook = _log_unhandled
+    import asyncio  # with the rest, once the window is on screen
+
+    # qasync comes in here, after PySide6, so that it cannot pick another binding.
+    from app.ui.event_loop import CorralEventLoop
 
     closing = asyncio.Event()
     ready = asyncio.Event()
@@ -443,6 +451,8 @@ async def _build(
 ) -> tuple[HostRegistry, Services]:
     """Once the frame has painted (or after 2 s without a paint), build the services and
     the window's content into it."""
+    import asyncio
+
     if not frame.painted:
         painted = asyncio.Event()
         frame.firstPainted.connect(painted.set)

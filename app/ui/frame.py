@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QByteArray, QElapsedTimer, QEvent, QEventLoop, QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QLabel, QMainWindow, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QWidget
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,15 @@ class WindowFrame(QMainWindow):
         self.installEventFilter(self._paint_probe)
         self._placeholder: QLabel | None = None
         self.resize(*self._default_size())
+
+    def wait_painted(self, app: QApplication, timeout_s: float) -> bool:
+        """Let Qt paint the shown frame before anything else is loaded (at start-up,
+        before the event loop runs); False when it did not paint within ``timeout_s``."""
+        clock = QElapsedTimer()
+        clock.start()
+        while not self.painted and clock.elapsed() < timeout_s * 1000:
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        return self.painted
 
     def show_starting(self) -> None:
         """Show "Starting Corral…" until the content is built."""
