@@ -822,7 +822,7 @@ class MainWindow(WindowFrame):
             settings_file=self.registry.settings_path,
             chat_db=self.chat.store.path if self.chat else self.registry.settings.chat_path(),
             mcp_config=self.mcp_store.path if self.mcp_store else default_mcp_path(),
-            log_dir=default_log_dir(),
+            log_dir=self.log_setup.directory if self.log_setup else default_log_dir(),
         )
         dialog = SettingsDialog(
             self.registry.settings,

@@ -491,14 +491,24 @@ class FleetTray(QObject):
         self.tray_icon.setToolTip(fleet_summary(online, len(statuses), loaded))
         # Rebuilt only when what it shows changed: an open menu is not pulled apart
         # by a probe that found everything as it was.
+        # The reason (a tooltip; it carries the latest round trip while a host is slow)
+        # is brought up to date in place, not by a rebuild.
         shown = (
-            tuple((c, s.state, s.reason) for c, s in zip(self._configs, statuses, strict=True)),
+            tuple((c, s.state) for c, s in zip(self._configs, statuses, strict=True)),
             tuple(sorted(self._loaded.items())),
             frozenset(self._busy),
         )
         if shown != self._shown_menu:
             self._shown_menu = shown
             self._rebuild(statuses)
+        else:
+            self._update_reasons(statuses)
+
+    def _update_reasons(self, statuses: list[HostStatus]) -> None:
+        for config, status in zip(self._configs, statuses, strict=True):
+            entry = self.host_entry(config.id)
+            if entry is not None:
+                entry.setToolTip(_host_tip(config, status))
 
     def _rebuild(self, statuses: list[HostStatus]) -> None:
         for submenu in self._submenus:
@@ -522,7 +532,7 @@ class FleetTray(QObject):
             word = "offline" if status.state is HostState.OFFLINE else "checking…"
             entry = self.menu.addAction(dot, f"{name} — {word}")
             entry.setObjectName(f"trayHost:{config.id}")
-            entry.setToolTip(status.reason or f"{config.name} has not answered yet.")
+            entry.setToolTip(_host_tip(config, status))
             entry.setEnabled(False)
             return
         submenu = QMenu(self.menu)
@@ -533,7 +543,7 @@ class FleetTray(QObject):
         submenu.setIcon(dot)
         entry = submenu.menuAction()
         entry.setObjectName(f"trayHost:{config.id}")
-        entry.setToolTip(status.reason or f"{config.name} is online.")
+        entry.setToolTip(_host_tip(config, status))
         self.menu.addMenu(submenu)
 
         loaded = self._loaded.get(config.id)
@@ -574,3 +584,12 @@ class FleetTray(QObject):
         note.setObjectName("trayModelsNote")
         note.setToolTip(text)
         note.setEnabled(False)
+
+
+def _host_tip(config: HostConfig, status: HostStatus) -> str:
+    """A host entry's tooltip: why it is degraded or offline, else that it is fine."""
+    if status.reason:
+        return status.reason
+    if status.reachable:
+        return f"{config.name} is online."
+    return f"{config.name} has not answered yet."

@@ -354,3 +354,30 @@ def test_tray_icons_come_from_the_resources_with_drawn_dots_as_fallback(
     image = tray_icon(FleetState.DEGRADED).pixmap(16, 16).toImage()
     assert image.pixelColor(8, 8) == QColor("#1040c0")
     assert asked == ["degraded"]
+
+
+async def test_an_open_menu_is_not_rebuilt_while_a_slow_host_is_probed(
+    registry: HostRegistry, fakes: FakeFactory
+) -> None:
+    # Every probe of a degraded host gives a new reason (its latest round trip); the menu
+    # must keep its submenus (a user may have one open) and only update the tooltip.
+    box = fakes("127.0.0.2")
+    registry.remove("local")
+    host_id = registry.add(box.url, "Slow box").id
+    policy = HealthPolicy(interval_s=0.1, jitter=0.0, backoff_max_s=0.6, slow_ms=0.0001)
+    async with open_tray(registry, policy) as tray:
+        await wait_for(lambda: tray.health.status(host_id).state is HostState.DEGRADED)
+        await wait_for(lambda: _note(tray, host_id) == "No models loaded")
+        submenu = _host_menu(tray, host_id)
+        first = tray.health.status(host_id).checked_at
+        seen: set[object] = set()
+
+        def three_more_probes() -> bool:
+            seen.add(tray.health.status(host_id).checked_at)
+            return len(seen - {first}) >= 3
+
+        await wait_for(three_more_probes, message="three more probes of the slow host")
+        assert _host_menu(tray, host_id) is submenu
+        entry = tray.host_entry(host_id)
+        assert entry is not None
+        await wait_for(lambda: entry.toolTip() == tray.health.status(host_id).reason)
