@@ -31,6 +31,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.mcp",
         "MCP connect+initialize per transport, tool-call overhead vs a bare SDK session",
     ),
+    "engine": (
+        "bench.engine",
+        "built-in engine with the demo model: load time; tokens/s, TTFT via ChatEngine vs bare",
+    ),
 }
 
 

@@ -6,8 +6,8 @@ Run it as a child process; it serves until SIGTERM or SIGINT::
 
 The first line of stdout is the base URL it listens on (``--port 0`` picks a free port);
 the server's own log goes to stderr. By the time the URL is printed the model is loaded.
-The GGUF of the small Gemma 3 test model carries no chat template, so a Gemma 3 one is
-given here; without it the replies are garbage.
+The GGUF of the small Gemma 3 test model carries no chat template, so the Gemma one of
+:mod:`app.core.engine.templates` is given; without it the replies are garbage.
 
 :class:`LlamaCppProcess` starts and stops such a child process from tests.
 """
@@ -27,29 +27,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from app.core.engine.templates import GEMMA3_TEMPLATE
 
-# Gemma 3 turns: a system message is folded into the first user turn; the assistant
-# speaks as "model"; every turn ends with <end_of_turn>.
-GEMMA3_TEMPLATE = """{{ bos_token }}
-{%- if messages and messages[0]['role'] == 'system' -%}
-  {%- set preamble = messages[0]['content'] | trim + '\n\n' -%}
-  {%- set turns = messages[1:] -%}
-{%- else -%}
-  {%- set preamble = '' -%}
-  {%- set turns = messages -%}
-{%- endif -%}
-{%- for message in turns -%}
-  {%- set role = 'model' if message['role'] == 'assistant' else 'user' -%}
-  {{- '<start_of_turn>' + role + '\n' -}}
-  {{- preamble if loop.first else '' -}}
-  {{- message['content'] | trim -}}
-  {{- '<end_of_turn>\n' -}}
-{%- endfor -%}
-{%- if add_generation_prompt -%}
-  {{- '<start_of_turn>model\n' -}}
-{%- endif -%}
-"""
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def serve(model: Path, host: str, port: int, alias: str, n_ctx: int, threads: int) -> int:

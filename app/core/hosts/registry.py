@@ -1,7 +1,8 @@
 """The host registry: this machine, OLLAMA_HOST, and the hosts the user added.
 
-Built-in hosts (``local``: this machine's default Ollama; ``env``: OLLAMA_HOST when it
-points elsewhere) appear without being saved. The user can edit them (the edit is saved
+Built-in hosts (``local``: this machine's default Ollama; ``builtin``: Corral's own
+llama.cpp engine when it is installed; ``env``: OLLAMA_HOST when it points elsewhere)
+appear without being saved. The user can edit them (the edit is saved
 under the same id) or remove them (their id is remembered as hidden). Secret header values
 go to the keyring; the settings file only says that a secret exists.
 """
@@ -15,10 +16,12 @@ import secrets as _random
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from app.core.engine import basic_catalog, demo_model_path, engine_installed
 from app.core.errors import InvalidInput, SecretNotStored, SettingsError
 from app.core.events import Event
 from app.core.hosts.address import DEFAULT_OLLAMA_URL, normalize_host_url, parse_ollama_host
 from app.core.hosts.base import Host, HostConfig, HostKind, Timeouts
+from app.core.hosts.engine import ENGINE_ID, ENGINE_URL, EngineHost, engine_config
 from app.core.hosts.ollama import OllamaHost
 from app.core.hosts.openai import OpenAIHost
 from app.core.secrets import SecretStore, is_sensitive_header
@@ -42,6 +45,12 @@ def default_host_factory(config: HostConfig, settings: Settings) -> Host:
     )
     if config.kind is HostKind.OLLAMA:
         return OllamaHost(config, timeouts=timeouts, default_keep_alive=settings.default_keep_alive)
+    if config.id == ENGINE_ID and config.url == ENGINE_URL:
+        return EngineHost(
+            config,
+            models=lambda: basic_catalog(settings.models_path(), [demo_model_path()]),
+            timeouts=timeouts,
+        )
     return OpenAIHost(config, timeouts=timeouts)
 
 
@@ -88,6 +97,7 @@ class HostRegistry:
         self._store = store
         self._secrets = secret_store
         self._env = dict(os.environ if env is None else env)
+        self._own_env = env is None  # this process's environment, not one given for a test
         self._factory = host_factory
         if loaded is None:  # else: what the caller already read from this store
             loaded = store.load()
@@ -103,8 +113,20 @@ class HostRegistry:
         # Hosts found on this machine (LM Studio, llama.cpp, vLLM on their usual ports):
         # shown at once, like the built-in host, but not written to the settings file.
         self._local_found: list[HostConfig] = []
+        self._engine: bool | None = None  # whether the built-in engine is listed
 
     # -- reading ----------------------------------------------------------------------
+    def _engine_listed(self) -> bool:
+        """Whether the built-in engine is listed (found out once): when llama.cpp's server
+        is installed and CORRAL_ENGINE is not 0. A registry given an environment of its own
+        (``env``: tests, tools) lists it only when that environment says CORRAL_ENGINE=1."""
+        if self._engine is None:
+            said = self._env.get("CORRAL_ENGINE", "").strip().lower()
+            off = said in ("0", "off", "no")
+            wanted = said in ("1", "on", "yes") or (self._own_env and not off)
+            self._engine = wanted and engine_installed()
+        return self._engine
+
     def _builtins(self) -> list[HostConfig]:
         out = [HostConfig(LOCAL_ID, "This computer", DEFAULT_OLLAMA_URL, source="default")]
         raw = self._env.get("OLLAMA_HOST", "").strip()
@@ -162,11 +184,15 @@ class HostRegistry:
                 continue
             entry = saved.pop(builtin.id, None)
             out.append(self._config_from_entry(entry, builtin.source) if entry else builtin)
-        builtin_ids = {LOCAL_ID, ENV_ID} | {c.id for c in self._local_found}
+        builtin_ids = {LOCAL_ID, ENV_ID, ENGINE_ID} | {c.id for c in self._local_found}
         for entry in saved.values():
             if entry.id in builtin_ids:
                 continue  # an edited built-in whose origin is gone (OLLAMA_HOST unset)
             out.append(self._config_from_entry(entry, "user"))
+        # the built-in engine comes last: the hosts the user has are picked before it
+        if self._engine_listed() and ENGINE_ID not in self.settings.hidden_hosts:
+            entry = saved.get(ENGINE_ID)
+            out.append(self._config_from_entry(entry, "default") if entry else engine_config())
         return out
 
     def get(self, host_id: str) -> HostConfig:
@@ -285,7 +311,9 @@ class HostRegistry:
         if entry is not None:
             self._forget_secrets(entry)
             self.settings.hosts.remove(entry)
-        builtin = host_id in (LOCAL_ID, ENV_ID) or any(c.id == host_id for c in self._local_found)
+        builtin = host_id in (LOCAL_ID, ENV_ID, ENGINE_ID) or any(
+            c.id == host_id for c in self._local_found
+        )
         if builtin and host_id not in self.settings.hidden_hosts:
             self.settings.hidden_hosts.append(host_id)
         cached = self._hosts.pop(host_id, None)

@@ -1,0 +1,456 @@
+"""The built-in engine as a host: "This computer (built-in)" in the fleet.
+
+Corral runs llama.cpp's server itself (the optional ``xllamacpp`` wheel), in a child
+process on 127.0.0.1 with a free port, one model at a time (see
+:mod:`app.core.engine.process`). Load starts the child with the model, Unload stops it,
+and every memory the model held goes back with the process. While a model runs, the
+host answers through an :class:`~app.core.hosts.openai.OpenAIHost` on the child's URL;
+while none runs, it is online with no model loaded (it is on this computer, nothing to
+reach). When the child stops without being asked, the host is offline with the reason
+and the engine's last lines until the next Load.
+
+The models it offers come from a catalog callable (the models folder and the demo model;
+see :func:`app.core.engine.basic_catalog`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from app.core.engine import EngineError, EngineModel
+from app.core.engine.process import EngineExit, EngineProcess
+from app.core.engine.templates import template_for
+from app.core.errors import (
+    CapabilityMissing,
+    CorralError,
+    InvalidInput,
+    ModelNotFound,
+)
+from app.core.events import Event
+from app.core.hosts.base import (
+    ChatChunk,
+    ChatRequest,
+    FinalChunk,
+    HostCapabilities,
+    HostConfig,
+    HostHealth,
+    HostKind,
+    ModelDetail,
+    ModelInfo,
+    PullProgress,
+    RunningModel,
+    Timeouts,
+)
+from app.core.hosts.openai import OpenAIHost
+
+__all__ = [
+    "ENGINE_ID",
+    "ENGINE_NAME",
+    "ENGINE_URL",
+    "EngineHost",
+    "EngineSettings",
+    "EngineStatus",
+    "engine_config",
+]
+
+log = logging.getLogger(__name__)
+
+ENGINE_ID = "builtin"
+ENGINE_NAME = "This computer (built-in)"
+#: Not reached over HTTP: it only names the host (and groups it under this computer).
+ENGINE_URL = "builtin://localhost"
+
+IDLE_TEXT = "built-in engine: no model loaded"
+
+_REASONS = {
+    "pull": "The built-in engine runs the GGUF files in its models folder; add models there.",
+    "delete": "Delete the built-in engine's model files in its models folder.",
+    "copy": "The built-in engine cannot copy models.",
+}
+
+
+def engine_config() -> HostConfig:
+    """The built-in engine host's config as the registry lists it."""
+    return HostConfig(ENGINE_ID, ENGINE_NAME, ENGINE_URL, HostKind.LLAMACPP, source="default")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How models are started.
+
+    Attributes:
+        ctx: context size in tokens (0: the model's own, often large and memory-hungry);
+            never more than the model was trained for.
+        threads: CPU threads (0: one per physical core).
+        gpu_layers: layers offloaded to the GPU when llama.cpp was built with a GPU
+            backend and finds a device (-1: as many as llama.cpp sees fit; 0: none).
+        max_tokens: longest reply in tokens (0: no limit but the context).
+    """
+
+    ctx: int = 4096
+    threads: int = 0
+    gpu_layers: int = -1
+    max_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        if self.ctx < 0 or self.threads < 0 or self.max_tokens < 0:
+            raise InvalidInput("The context size, threads and reply length must not be negative.")
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What the built-in engine does now.
+
+    Attributes:
+        state: ``idle`` (no model), ``loading``, ``running`` or ``crashed``.
+        model: the model loading or running ("" otherwise).
+        pid: the child process's id while one runs.
+        url: where the child serves while it runs.
+        reason: why it stopped, when it crashed.
+    """
+
+    state: str
+    model: str = ""
+    pid: int | None = None
+    url: str = ""
+    reason: str = ""
+
+
+class EngineHost:
+    """The built-in llama.cpp engine, behind the host protocol.
+
+    Attributes:
+        config: the host's config (id ``builtin``).
+        in_flight: loads, unloads and chats running on it now.
+        timeouts: deadlines (``load`` bounds a model's start).
+        settings: how models are started.
+        process: the child process.
+        changed: emitted with an :class:`EngineStatus` when a load starts or ends, a model
+            is unloaded, or the engine stopped on its own.
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        *,
+        models: Callable[[], list[EngineModel]],
+        settings: EngineSettings | None = None,
+        timeouts: Timeouts | None = None,
+        process: EngineProcess | None = None,
+    ) -> None:
+        self.config = config
+        self.in_flight = 0
+        self.timeouts = timeouts or Timeouts()
+        self.settings = settings or EngineSettings()
+        self.process = process or EngineProcess(load_timeout=self.timeouts.load)
+        self.changed: Event[EngineStatus] = Event("engine.changed")
+        self._models = models
+        self._delegate: OpenAIHost | None = None
+        self._stale: list[OpenAIHost] = []
+        self._loading = ""
+        self._lock = asyncio.Lock()
+        self.process.exited.connect(self._on_exit)
+
+    # -- state ------------------------------------------------------------------------
+    @property
+    def status(self) -> EngineStatus:
+        p = self.process
+        if self._loading:
+            return EngineStatus("loading", self._loading, p.pid)
+        if p.running and self._delegate is not None:
+            return EngineStatus("running", p.model, p.pid, p.url)
+        if p.crash:
+            return EngineStatus("crashed", reason=p.crash)
+        return EngineStatus("idle")
+
+    @property
+    def loaded_model(self) -> str:
+        """The model the engine serves now ("" when none)."""
+        return self.process.model if self._serving() else ""
+
+    def _serving(self) -> bool:
+        return self.process.running and self._delegate is not None and not self._loading
+
+    def _on_exit(self, exit: EngineExit) -> None:
+        if self._delegate is not None:
+            self._stale.append(self._delegate)
+            self._delegate = None
+        if not exit.expected:
+            self.changed.emit(self.status)
+
+    @property
+    def capabilities(self) -> HostCapabilities:
+        return HostCapabilities(
+            pull=False,
+            load=True,
+            unload=True,
+            delete=False,
+            copy=False,
+            reasons=MappingProxyType(dict(_REASONS)),
+        )
+
+    # -- catalog ----------------------------------------------------------------------
+    async def catalog(self) -> list[EngineModel]:
+        """The models the engine can run (read off the disk in a worker thread)."""
+        try:
+            async with asyncio.timeout(self.timeouts.request):
+                return await asyncio.to_thread(self._models)
+        except CorralError:
+            raise
+        except TimeoutError as exc:
+            raise EngineError(
+                f"Listing the built-in engine's models took more than {self.timeouts.request:g} s."
+            ) from exc
+        except OSError as exc:
+            raise EngineError(f"The built-in engine's models cannot be listed: {exc}.") from exc
+
+    async def _find(self, name: str) -> EngineModel:
+        wanted = name.strip()
+        if not wanted:
+            raise InvalidInput("Choose a model for the built-in engine.")
+        for model in await self.catalog():
+            if model.name == wanted:
+                return model
+        raise ModelNotFound(
+            f"The built-in engine has no model named {wanted!r}; add its GGUF file to the "
+            "models folder.",
+            host=self.config.name,
+            model=wanted,
+        )
+
+    # -- health -----------------------------------------------------------------------
+    async def health(self) -> HostHealth:
+        now = datetime.now
+        if self._loading:
+            return HostHealth(
+                online=True,
+                checked_at=now(UTC),
+                version=f"built-in engine: loading {self._loading}",
+            )
+        delegate = self._delegate
+        if self.process.running and delegate is not None:
+            health = await delegate.health()
+            if health.online:
+                return health
+            await self._notice_exit()
+            if self.process.running:
+                return health
+        if self.process.crash:
+            return HostHealth(online=False, checked_at=now(UTC), error=self.process.crash)
+        return HostHealth(online=True, checked_at=now(UTC), version=IDLE_TEXT)
+
+    async def _notice_exit(self, within: float = 0.5) -> None:
+        """Give a child that is going away a moment to be seen gone."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.process.wait_exited()
+
+    async def version(self) -> str:
+        delegate = self._delegate
+        if self._serving() and delegate is not None:
+            return await delegate.version()
+        if self.process.crash and not self._loading:
+            raise EngineError(self.process.crash, host=self.config.name)
+        return IDLE_TEXT
+
+    # -- models -----------------------------------------------------------------------
+    async def list_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(name=m.name, size=m.size, family=m.architecture, format="gguf")
+            for m in await self.catalog()
+        ]
+
+    async def running_models(self) -> list[RunningModel]:
+        delegate = self._delegate
+        if not self._serving() or delegate is None:
+            return []
+        name, pid = self.process.model, self.process.pid
+        served = await delegate.running_models()
+        context = next((r.context_length for r in served), None)
+        return [RunningModel(name, await _rss(pid), 0, context_length=context)]
+
+    async def show(self, model: str) -> ModelDetail:
+        entry = await self._find(model)
+        delegate = self._delegate
+        if self._serving() and delegate is not None and self.process.model == entry.name:
+            detail = await delegate.show(entry.name)
+            info = {**detail.model_info, **_model_info(entry)}
+            return replace(
+                detail,
+                family=detail.family or entry.architecture,
+                model_info=MappingProxyType(info),
+            )
+        return ModelDetail(
+            name=entry.name,
+            family=entry.architecture,
+            format="gguf",
+            capabilities=("completion",),
+            model_info=MappingProxyType(_model_info(entry)),
+        )
+
+    async def pull(self, model: str) -> AsyncIterator[PullProgress]:
+        raise CapabilityMissing(
+            _REASONS["pull"], host=self.config.name, model=model, capability="pull"
+        )
+        yield  # a generator, like every host's pull
+
+    async def delete(self, model: str) -> None:
+        raise CapabilityMissing(
+            _REASONS["delete"], host=self.config.name, model=model, capability="delete"
+        )
+
+    async def copy(self, source: str, destination: str) -> None:
+        raise CapabilityMissing(
+            _REASONS["copy"], host=self.config.name, model=source, capability="copy"
+        )
+
+    # -- load / unload ----------------------------------------------------------------
+    async def load(self, model: str, keep_alive: str | float | None = None) -> None:
+        """Start the engine with ``model`` (stopping the model it runs first, if another).
+        ``keep_alive`` has no meaning here: a model runs until it is unloaded."""
+        self.in_flight += 1
+        try:
+            async with self._lock:
+                entry = await self._find(model)
+                if self._serving() and self.process.model == entry.name:
+                    return
+                await self._stop_child()
+                await self._start(entry)
+        finally:
+            self.in_flight -= 1
+
+    async def _start(self, entry: EngineModel) -> None:
+        s = self.settings
+        ctx = s.ctx
+        if entry.context_length:
+            ctx = min(ctx, entry.context_length) if ctx else entry.context_length
+        template = None if entry.has_template else template_for(entry.architecture)
+        self._loading = entry.name
+        self.changed.emit(self.status)
+        try:
+            url = await self.process.start(
+                entry.path,
+                entry.name,
+                ctx=ctx,
+                threads=s.threads,
+                gpu_layers=s.gpu_layers,
+                template=template,
+                max_tokens=s.max_tokens,
+            )
+            self._delegate = OpenAIHost(
+                HostConfig(
+                    self.config.id,
+                    self.config.name,
+                    url,
+                    HostKind.LLAMACPP,
+                    _headers(self.process.api_key),
+                ),
+                timeouts=self.timeouts,
+            )
+        except CorralError as exc:
+            if exc.host is None:
+                exc.host = self.config.name
+            raise
+        finally:
+            self._loading = ""
+            self.changed.emit(self.status)
+
+    async def unload(self, model: str) -> None:
+        """Stop the engine (its memory goes back to the system). Unloading a model that
+        does not run does nothing."""
+        self.in_flight += 1
+        try:
+            async with self._lock:
+                name = model.strip()
+                if not self.process.running or (name and name != self.process.model):
+                    return
+                await self._stop_child()
+                self.changed.emit(self.status)
+        finally:
+            self.in_flight -= 1
+
+    async def _stop_child(self) -> None:
+        delegate, self._delegate = self._delegate, None
+        if delegate is not None:
+            self._stale.append(delegate)
+        await self.process.stop()
+        await self._close_stale()
+
+    async def _close_stale(self) -> None:
+        stale, self._stale = self._stale, []
+        await asyncio.gather(*(h.aclose() for h in stale), return_exceptions=True)
+
+    # -- chat -------------------------------------------------------------------------
+    async def chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Stream a reply; a model that does not run yet is loaded first (its load time
+        is in the reply's figures)."""
+        self.in_flight += 1
+        try:
+            load_ms: float | None = None
+            if not (self._serving() and self.process.model == request.model.strip()):
+                began = asyncio.get_running_loop().time()
+                await self.load(request.model)
+                load_ms = (asyncio.get_running_loop().time() - began) * 1000.0
+            delegate = self._delegate
+            if delegate is None:  # stopped while the reply was being prepared
+                raise EngineError(
+                    self.process.crash or "The built-in engine stopped before it could answer.",
+                    host=self.config.name,
+                )
+            try:
+                async for chunk in delegate.chat(request):
+                    if load_ms is not None and isinstance(chunk, FinalChunk):
+                        chunk = FinalChunk(replace(chunk.stats, load_ms=load_ms))
+                    yield chunk
+            except CorralError as exc:
+                await self._notice_exit()
+                if self.process.crash and not self.process.running:
+                    raise EngineError(self.process.crash, host=self.config.name) from exc
+                raise
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        """Stop the engine's child and close its connections."""
+        self.process.exited.disconnect(self._on_exit)
+        await self._stop_child()
+
+
+def _headers(api_key: str) -> tuple[tuple[str, str], ...]:
+    """The headers of every request to the engine's server: its key, and a connection of
+    its own per request. (llama.cpp's server sometimes closes a kept-alive connection just
+    after a streamed reply, and the next request on it fails before any answer; on
+    loopback a new connection costs a fraction of a millisecond.)"""
+    return (("Authorization", f"Bearer {api_key}"), ("Connection", "close"))
+
+
+def _model_info(entry: EngineModel) -> dict[str, Any]:
+    info: dict[str, Any] = {"general.path": str(entry.path)}
+    if entry.architecture:
+        info["general.architecture"] = entry.architecture
+    if entry.context_length:
+        info[f"{entry.architecture or 'model'}.context_length"] = entry.context_length
+    return info
+
+
+async def _rss(pid: int | None) -> int:
+    """Resident memory of the engine's child in bytes (0 when it cannot be read)."""
+    if pid is None:
+        return 0
+
+    def read() -> int:
+        import psutil
+
+        try:
+            return int(psutil.Process(pid).memory_info().rss)
+        except (psutil.Error, OSError):
+            return 0
+
+    return await asyncio.to_thread(read)
