@@ -93,7 +93,7 @@ def test_the_app_runs_lists_models_and_ends_cleanly(
             {
                 "schema_version": 1,
                 "hosts": [{"id": "h-fake", "name": "Fake box", "url": fake.url}],
-                "hidden_hosts": ["local"],
+                "hidden_hosts": ["local", "builtin"],  # only the fake host
             }
         ),
         encoding="utf-8",
@@ -146,7 +146,7 @@ def test_an_unreadable_chat_history_turns_chat_off_and_is_left_alone(
             {
                 "schema_version": 1,
                 "hosts": [{"id": "h-fake", "name": "Fake box", "url": fake.url}],
-                "hidden_hosts": ["local"],
+                "hidden_hosts": ["local", "builtin"],  # only the fake host
             }
         ),
         encoding="utf-8",
