@@ -31,6 +31,7 @@ from app.core.discovery.policy import local_scan_networks
 from app.core.discovery.service import DiscoveryService, Suggestion
 from app.core.errors import CorralError
 from app.core.hosts.base import Host, HostCapabilities, HostConfig, ModelInfo, RunningModel
+from app.core.hosts.engine import ENGINE_ID
 from app.core.hosts.health import HealthMonitor, HostState, HostStatus
 from app.core.hosts.registry import HostRegistry
 from app.core.mcp.config import default_mcp_path
@@ -102,6 +103,16 @@ def _keys(standard: QKeySequence.StandardKey, fallback: str) -> list[QKeySequenc
     """The platform's keys for a standard action, or ``fallback`` where it has none."""
     keys = [k for k in QKeySequence.keyBindings(standard) if not k.isEmpty()]
     return keys or [QKeySequence(fallback)]
+
+
+def _preferred(config: HostConfig, current: HostRow | None) -> bool:
+    """Whether a host that just became reachable should become the current host while
+    Corral still chooses for the user: when none is selected or the selected one is not
+    reachable, and over the built-in engine (online at once, with nothing to reach), so
+    that a host the user runs (Ollama, a server on the LAN) is what they see first."""
+    if current is None or not current.reachable:
+        return True
+    return current.config.id == ENGINE_ID and config.id != ENGINE_ID
 
 
 class MainWindow(WindowFrame):
@@ -1051,7 +1062,7 @@ class MainWindow(WindowFrame):
             if self._clear_offline_error(config.id):
                 self._status(f"{config.name} is back online.")
         current = self.current_host()
-        if now.reachable and self._auto_select and (current is None or not current.reachable):
+        if now.reachable and self._auto_select and _preferred(config, current):
             self.select_host(config.id, by_user=False)  # reads its models
         elif current is not None and config.id == current.config.id:
             self._show_host_state()

@@ -4,16 +4,21 @@ and what a host's kind lets the user do."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 
 from app.core.hosts.base import HostConfig, HostKind
+from app.core.hosts.engine import ENGINE_ID
 from app.core.hosts.health import HealthPolicy, HostState, HostStatus
 from app.core.hosts.registry import HostRegistry
+from app.core.secrets import SecretStore
+from app.core.settings import SettingsStore
 from app.ui.item_models import THIS_COMPUTER, FleetModel, SummaryRole, machine_of
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
+from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
 from tests.ui.conftest import TEST_POLICY, OpenAIFactory, WindowOpener
 from tests.ui.helpers import host_cell, host_state, host_tooltip, model_names
@@ -212,3 +217,34 @@ async def test_a_llamacpp_router_can_load_once_the_host_says_so(
         await wait_for(lambda: window.load_button.isEnabled())
         assert not window.pull_button.isEnabled()
         assert "Ollama hosts only" in window.pull_button.toolTip()
+
+
+async def test_a_host_the_user_runs_is_chosen_over_the_built_in_engine(
+    open_window: WindowOpener,
+    settings_path: Path,
+    memory_keyring: MemoryKeyring,
+    fake: FakeOllama,
+    tmp_path: Path,
+) -> None:
+    # The built-in engine is online the instant it is probed (nothing to reach); an Ollama
+    # that answers a moment later still becomes the host the window shows, while Corral
+    # chooses for the user.
+    registry = HostRegistry(
+        SettingsStore(settings_path), SecretStore(memory_keyring), env={"CORRAL_ENGINE": "1"}
+    )
+    registry.settings.models_dir = str(tmp_path / "models")
+    registry.remove("local")
+    ollama = registry.add(fake.url, "Ollama box")
+    assert ENGINE_ID in [c.id for c in registry.hosts()]
+    fake.faults.latency = 0.6
+    async with open_window(registry) as window:
+        await wait_for(lambda: window.current_host_id() == ENGINE_ID)
+        fake.faults.latency = 0.0
+        await wait_for(lambda: window.current_host_id() == ollama.id)
+        await wait_for(lambda: set(model_names(window)) == set(fake.installed))
+
+        # once the user picks a host, Corral leaves the choice alone
+        window.select_host(ENGINE_ID)
+        fake.stop()
+        await wait_for(lambda: host_state(window, ollama.id) == "offline")
+        assert window.current_host_id() == ENGINE_ID
