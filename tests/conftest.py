@@ -24,6 +24,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(var, str(tmp_path / "xdg" / var.lower()))
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    # the built-in engine lists what Ollama pulled on this machine: none of the user's
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama-models"))
 
 
 @pytest.fixture

@@ -59,6 +59,14 @@ def default_log_dir() -> Path:
     return platformdirs.user_log_path(APP_NAME, appauthor=False)
 
 
+#: The ranges the built-in engine's settings accept.
+ENGINE_LIMITS = {
+    "engine_context": (0, 1 << 20),
+    "engine_threads": (0, 1024),
+    "engine_gpu_layers": (-1, 10000),
+}
+
+
 @dataclass
 class HeaderEntry:
     """A header of a host. A secret header's value lives in the OS keyring, not here."""
@@ -114,6 +122,11 @@ class Settings:
     window_state: str = ""  # base64 of the main window's saved dock layout
     chat_db_path: str = ""  # "" = default_chat_path()
     models_dir: str = ""  # "" = default_models_dir()
+    # the built-in engine: context in tokens (0: the model's own), CPU threads (0: one per
+    # physical core), layers on the GPU (-1: as many as fit; 0: none)
+    engine_context: int = 4096
+    engine_threads: int = 0
+    engine_gpu_layers: int = -1
     extra: dict[str, Any] = field(default_factory=dict)  # keys from newer minor versions, kept
 
     def chat_path(self) -> Path:
@@ -195,6 +208,16 @@ class Settings:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ValueError(f"{key} must be a positive number")
                 setattr(out, key, float(value))
+        for key, (low, high) in ENGINE_LIMITS.items():
+            if key in data:
+                value = data[key]
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int)
+                    or not low <= value <= high
+                ):
+                    raise ValueError(f"{key} must be a whole number from {low} to {high}")
+                setattr(out, key, value)
         ports = data.get("scan_ports", out.scan_ports)
         if (
             not isinstance(ports, list)

@@ -61,7 +61,11 @@ def machine_of(url: str) -> str:
 
 
 def port_of(url: str) -> str:
+    """The port a host's URL names ("" for a host not reached over HTTP, the built-in
+    engine)."""
     parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return ""
     try:
         port = parts.port
     except ValueError:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from app.core.errors import CorralError
+from app.core.hosts.engine import EngineHost, engine_settings
 from app.core.hosts.http import HttpHost
 from app.core.hosts.ollama import OllamaHost, normalize_keep_alive
 from app.core.settings import Settings
@@ -41,6 +42,8 @@ HOST_FIELDS = frozenset(
         "default_keep_alive",
     }
 )
+#: Fields of the built-in engine: used from the next model it loads.
+ENGINE_FIELDS = frozenset({"engine_context", "engine_threads", "engine_gpu_layers"})
 #: Fields of the network scan.
 SCAN_FIELDS = frozenset({"scan_ports", "scan_max_prefix"})
 #: Fields that take effect at the next start only (the files in use stay open until then).
@@ -122,6 +125,8 @@ class SettingsApplier:
                 step("refresh interval", lambda: callback(settings.refresh_interval_s))
         if names & HOST_FIELDS and self.registry is not None:
             step("timeouts of the hosts", lambda: self._update_hosts(settings))
+        if names & ENGINE_FIELDS and self.registry is not None:
+            step("built-in engine's settings", lambda: self._update_engine(settings))
         if names & SCAN_FIELDS and self.discovery is not None:
             discovery = self.discovery
             step(
@@ -183,9 +188,27 @@ class SettingsApplier:
                 )
             if isinstance(host, OllamaHost):
                 host.default_keep_alive = keep_alive
+            if isinstance(host, EngineHost):
+                host.timeouts = replace(
+                    host.timeouts,
+                    request=settings.request_timeout_s,
+                    load=settings.load_timeout_s,
+                    probe=settings.probe_timeout_s,
+                )
+                host.process.load_timeout = settings.load_timeout_s
+
+    def _update_engine(self, settings: Settings) -> None:
+        """The engine starts its next model with the new settings (a running one keeps
+        its own until it is loaded again)."""
+        assert self.registry is not None
+        for config in self.registry.hosts():
+            host = self.registry.host(config.id)
+            if isinstance(host, EngineHost):
+                host.settings = engine_settings(settings)
 
 
 __all__ = [
+    "ENGINE_FIELDS",
     "HEALTH_FIELDS",
     "HOST_FIELDS",
     "NEXT_START_FIELDS",

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from app.core.engine import DEMO_FILE_NAME, EngineError, EngineModel, basic_catalog
+from app.core.engine import EngineError, EngineModel
 from app.core.engine.process import EngineExit, EngineProcess
 from app.core.engine.server import main as server_main
 from app.core.engine.templates import (
@@ -370,6 +370,43 @@ async def test_the_fleet_shows_the_engine_online_then_offline_with_the_reason(
     assert not psutil.Process().children(recursive=True)  # closing the registry stopped it
 
 
+async def test_the_fleet_sees_the_engines_changes_without_waiting_for_its_interval(
+    make_process: MakeProcess, model_dir: Path, tmp_path: Path
+) -> None:
+    def factory(config: Any, settings: Settings) -> Any:
+        if config.id == ENGINE_ID:
+            return EngineHost(config, models=catalog(model_dir), process=make_process())
+        return default_host_factory(config, settings)
+
+    registry = HostRegistry(
+        SettingsStore(tmp_path / "s.json"),
+        SecretStore(MemoryKeyring()),
+        env={"CORRAL_ENGINE": "1"},
+        host_factory=factory,
+    )
+    registry.remove("local")
+    # an hour between probes: only the engine's own announcements can show its changes
+    monitor = HealthMonitor(registry, HealthPolicy(interval_s=3600.0, jitter=0.0))
+    monitor.start()
+    try:
+        await wait_for(lambda: monitor.status(ENGINE_ID).state is HostState.ONLINE)
+        host = registry.host(ENGINE_ID)
+        assert isinstance(host, EngineHost)
+        await host.load("tiny")
+        await wait_for(lambda: monitor.loaded(ENGINE_ID) == {"tiny"}, timeout=5.0)
+        pid = host.process.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: monitor.status(ENGINE_ID).state is HostState.OFFLINE, timeout=5.0)
+        await host.load("tiny")
+        await wait_for(lambda: monitor.status(ENGINE_ID).state is HostState.ONLINE, timeout=5.0)
+        await host.unload("tiny")
+        await wait_for(lambda: monitor.loaded(ENGINE_ID) == frozenset(), timeout=5.0)
+    finally:
+        await monitor.aclose()
+        await registry.aclose()
+
+
 # --------------------------------------------------------------------------- the process
 
 
@@ -502,20 +539,6 @@ def test_the_registry_leaves_the_engine_out_when_not_installed_or_turned_off(
     monkeypatch.setenv("CORRAL_ENGINE", "off")
     app_registry = HostRegistry(SettingsStore(tmp_path / "s.json"), SecretStore(MemoryKeyring()))
     assert ENGINE_ID not in [c.id for c in app_registry.hosts()]
-
-
-def test_the_default_catalog_lists_the_models_folder_and_the_demo_model(
-    model_dir: Path, tmp_path: Path
-) -> None:
-    demo = tmp_path / "cache" / DEMO_FILE_NAME
-    demo.parent.mkdir()
-    demo.write_bytes(b"GGUF")
-    (model_dir / "notes.txt").write_text("not a model")
-    models = basic_catalog(model_dir, [demo, tmp_path / "missing.gguf"])
-    assert [m.name for m in models] == ["other", "tiny", "gemma-3-270m"]
-    gemma = models[-1]
-    assert gemma.architecture == "gemma3" and not gemma.has_template and gemma.size == 4
-    assert basic_catalog(tmp_path / "no-such-folder") == []
 
 
 def test_engine_settings_refuse_negative_numbers() -> None:

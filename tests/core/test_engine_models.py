@@ -255,6 +255,10 @@ def test_a_model_converts_to_what_the_engine_runs(tmp_path: Path) -> None:
         context_length=4096,
         has_template=False,
         architecture="gemma3",
+        source="folder",
+        parameters=model.info.parameters_label,
+        quantization="F32",
+        info=model.info,
     )
 
 

@@ -120,6 +120,12 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
         ('{"schema_version": 1, "window_state": ["a"]}', "window_state must be text"),
         ('{"schema_version": 1, "chat_db_path": null}', "chat_db_path must be text"),
         ('{"schema_version": 1, "models_dir": {}}', "models_dir must be text"),
+        (
+            '{"schema_version": 1, "engine_context": -1}',
+            "engine_context must be a whole number from 0 to 1048576",
+        ),
+        ('{"schema_version": 1, "engine_threads": 2.5}', "engine_threads must be a whole number"),
+        ('{"schema_version": 1, "engine_gpu_layers": -2}', "engine_gpu_layers must be"),
     ],
 )
 def test_unusable_file_is_kept_aside_reported_and_replaced_by_defaults(

@@ -190,6 +190,19 @@ def test_gpu_memory_of_a_server_is_joined_by_pid(
         ("python3", ["python3", "-m", "llama_cpp.server"], ("llama-cpp-python", "llama.cpp")),
         ("python3.11", ["python3.11", "-m", "xllamacpp.server"], ("xllamacpp", "llama.cpp")),
         ("python", ["python", "serve.py", "--engine", "xllamacpp"], ("xllamacpp", "llama.cpp")),
+        (
+            "python3",
+            ["/venv/bin/python3", "-m", "app.core.engine.server", "--model", "g.gguf"],
+            ("Corral engine", "llama.cpp"),
+        ),
+        (
+            "python",
+            ["python", "-m", "app", "engine", "--model", "g"],
+            ("Corral engine", "llama.cpp"),
+        ),
+        ("python", ["python", "-m", "app", "--self-test"], None),
+        ("corral", ["/opt/corral/corral", "engine", "--port", "0"], ("Corral engine", "llama.cpp")),
+        ("corral", ["/opt/corral/corral"], None),  # the app itself
         ("LM Studio", ["/opt/LM Studio/lm-studio"], ("LM Studio", "lmstudio")),
         ("llmster", ["llmster"], ("LM Studio", "lmstudio")),
         ("lms", ["lms", "server", "start"], ("LM Studio", "lmstudio")),

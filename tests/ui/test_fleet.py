@@ -10,12 +10,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 
 from app.core.hosts.base import HostConfig, HostKind
-from app.core.hosts.engine import ENGINE_ID
+from app.core.hosts.engine import ENGINE_ID, ENGINE_URL
 from app.core.hosts.health import HealthPolicy, HostState, HostStatus
 from app.core.hosts.registry import HostRegistry
 from app.core.secrets import SecretStore
 from app.core.settings import SettingsStore
-from app.ui.item_models import THIS_COMPUTER, FleetModel, SummaryRole, machine_of
+from app.ui.item_models import THIS_COMPUTER, FleetModel, SummaryRole, machine_of, port_of
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
@@ -31,6 +31,10 @@ def test_machines_are_the_host_part_of_the_url() -> None:
     assert machine_of("http://[::1]:8000") == THIS_COMPUTER
     assert machine_of("http://192.168.1.20:11434") == "192.168.1.20"
     assert machine_of("https://GPU-Box.lan/ollama") == "gpu-box.lan"
+    # the built-in engine is on this computer and has no port of its own to show
+    assert machine_of(ENGINE_URL) == THIS_COMPUTER
+    assert port_of(ENGINE_URL) == ""
+    assert (port_of("http://127.0.0.1:11434"), port_of("https://box.lan")) == ("11434", "443")
 
 
 def test_the_fleet_groups_hosts_by_machine_with_a_summary(qtbot) -> None:

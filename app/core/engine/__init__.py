@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core.errors import HostError
+
+if TYPE_CHECKING:
+    from app.core.engine.gguf_info import GgufInfo
 
 __all__ = [
     "API_KEY_ENV",
     "DEMO_FILE_NAME",
     "EngineError",
     "EngineModel",
-    "basic_catalog",
-    "demo_model_path",
     "engine_installed",
 ]
 
@@ -56,6 +57,11 @@ class EngineModel:
         has_template: the file carries its own chat template.
         architecture: GGUF's ``general.architecture`` ("gemma3", "qwen3", ...; "" unknown);
             picks a chat template when the file has none.
+        source: where the file lives: "folder" (the models folder), "demo" (the demo
+            model, assembled into the folder on first use), "ollama" (Ollama's store).
+        parameters: the weight count as the user reads it ("268M"; "" unknown).
+        quantization: "Q4_K_M", "F16", ... ("" unknown).
+        info: everything the file's header says, once the file has been read.
     """
 
     name: str
@@ -64,6 +70,10 @@ class EngineModel:
     context_length: int | None = None
     has_template: bool = True
     architecture: str = ""
+    source: str = "folder"
+    parameters: str = ""
+    quantization: str = ""
+    info: GgufInfo | None = None
 
 
 def engine_installed() -> bool:
@@ -72,44 +82,3 @@ def engine_installed() -> bool:
         return importlib.util.find_spec("xllamacpp") is not None
     except (ImportError, ValueError):
         return False
-
-
-def demo_model_path() -> Path:
-    """Where the demo model's package puts the model file by default (it may not be there)."""
-    return Path.home() / ".cache" / _DEMO_PACKAGE / DEMO_FILE_NAME
-
-
-def _model_of(path: Path) -> EngineModel | None:
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return None
-    if path.name == DEMO_FILE_NAME:  # the base model: no template of its own
-        return EngineModel(
-            "gemma-3-270m",
-            path,
-            size,
-            context_length=32768,
-            has_template=False,
-            architecture="gemma3",
-        )
-    return EngineModel(path.stem, path, size)
-
-
-def basic_catalog(folder: Path, extra: Iterable[Path] = ()) -> list[EngineModel]:
-    """The ``*.gguf`` files in ``folder`` and the files of ``extra`` that exist, by name.
-
-    A name seen twice keeps its first file. Blocking (it reads the file system).
-    """
-    paths: list[Path] = []
-    try:
-        paths += sorted(p for p in folder.glob("*.gguf") if p.is_file())
-    except OSError as exc:
-        log.warning("Cannot read the models folder %s: %s", folder, exc)
-    paths += [p for p in extra if p.is_file()]
-    out: dict[str, EngineModel] = {}
-    for path in paths:
-        model = _model_of(path)
-        if model is not None and model.name not in out:
-            out[model.name] = model
-    return list(out.values())

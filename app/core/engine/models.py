@@ -44,6 +44,7 @@ __all__ = [
     "ModelSource",
     "ModelsFolder",
     "TemplateNote",
+    "note_for",
     "template_note",
 ]
 
@@ -107,13 +108,18 @@ class ModelFile:
 
     def engine_model(self) -> EngineModel:
         """What the built-in engine needs to run this model."""
+        info = self.info
         return EngineModel(
             name=self.name,
             path=self.path,
-            size=self.info.file_size,
-            context_length=self.info.context_length,
-            has_template=self.info.has_chat_template,
-            architecture=self.info.architecture,
+            size=info.file_size,
+            context_length=info.context_length,
+            has_template=info.has_chat_template,
+            architecture=info.architecture,
+            source=str(self.source),
+            parameters=info.parameters_label,
+            quantization=info.quantization,
+            info=info,
         )
 
 
@@ -155,9 +161,13 @@ class TemplateNote:
 def template_note(info: GgufInfo) -> TemplateNote | None:
     """None when the model carries its own chat template; otherwise the template Corral
     chooses by architecture and the sentence that says so."""
-    if info.has_chat_template:
+    return note_for(info.architecture, has_template=info.has_chat_template)
+
+
+def note_for(arch: str, *, has_template: bool) -> TemplateNote | None:
+    """:func:`template_note` from the architecture and whether the file has a template."""
+    if has_template:
         return None
-    arch = info.architecture
     template = templates.template_for(arch)
     if template is None:
         return TemplateNote(

@@ -187,6 +187,9 @@ class ModelDetail:
     capabilities: tuple[str, ...] = ()
     model_info: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     modified_at: datetime | None = None
+    #: sentences the Details show above everything else ("This model has no chat
+    #: template; Corral uses the Gemma 3 template ...").
+    notes: tuple[str, ...] = ()
 
     @property
     def context_length(self) -> int | None:

@@ -9,8 +9,8 @@ while none runs, it is online with no model loaded (it is on this computer, noth
 reach). When the child stops without being asked, the host is offline with the reason
 and the engine's last lines until the next Load.
 
-The models it offers come from a catalog callable (the models folder and the demo model;
-see :func:`app.core.engine.basic_catalog`).
+The models it offers come from a catalog (the demo model, the models folder and Ollama's
+store; see :class:`app.core.engine.catalog.EngineCatalog`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from app.core.engine import EngineError, EngineModel
 from app.core.engine.process import EngineExit, EngineProcess
@@ -49,6 +49,7 @@ from app.core.hosts.base import (
     Timeouts,
 )
 from app.core.hosts.openai import OpenAIHost
+from app.core.settings import Settings
 
 __all__ = [
     "ENGINE_ID",
@@ -58,6 +59,7 @@ __all__ = [
     "EngineSettings",
     "EngineStatus",
     "engine_config",
+    "engine_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,34 @@ def engine_config() -> HostConfig:
     return HostConfig(ENGINE_ID, ENGINE_NAME, ENGINE_URL, HostKind.LLAMACPP, source="default")
 
 
+class Catalog(Protocol):
+    """Where the engine's models come from (blocking calls, made in a worker thread)."""
+
+    @property
+    def default_model(self) -> str:
+        """The model offered first ("" when none is)."""
+        ...
+
+    def models(self) -> list[EngineModel]:
+        """Every model the engine can run."""
+        ...
+
+    def prepare(self, model: EngineModel) -> EngineModel:
+        """The model ready to load (a file put in place first where needed)."""
+        ...
+
+
+class _ListCatalog:
+    """A catalog from a function that lists the models (nothing to prepare)."""
+
+    def __init__(self, models: Callable[[], list[EngineModel]]) -> None:
+        self.models = models
+        self.default_model = ""
+
+    def prepare(self, model: EngineModel) -> EngineModel:
+        return model
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """How models are started.
@@ -102,6 +132,15 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.ctx < 0 or self.threads < 0 or self.max_tokens < 0:
             raise InvalidInput("The context size, threads and reply length must not be negative.")
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    """How the engine starts models, as the user's settings say."""
+    return EngineSettings(
+        ctx=settings.engine_context,
+        threads=settings.engine_threads,
+        gpu_layers=settings.engine_gpu_layers,
+    )
 
 
 @dataclass(frozen=True)
@@ -140,7 +179,8 @@ class EngineHost:
         self,
         config: HostConfig,
         *,
-        models: Callable[[], list[EngineModel]],
+        catalog: Catalog | None = None,
+        models: Callable[[], list[EngineModel]] | None = None,
         settings: EngineSettings | None = None,
         timeouts: Timeouts | None = None,
         process: EngineProcess | None = None,
@@ -151,7 +191,11 @@ class EngineHost:
         self.settings = settings or EngineSettings()
         self.process = process or EngineProcess(load_timeout=self.timeouts.load)
         self.changed: Event[EngineStatus] = Event("engine.changed")
-        self._models = models
+        if catalog is None:
+            if models is None:
+                raise TypeError("EngineHost needs a catalog or a models function")
+            catalog = _ListCatalog(models)
+        self.catalog_source = catalog
         self._delegate: OpenAIHost | None = None
         self._stale: list[OpenAIHost] = []
         self._loading = ""
@@ -201,7 +245,7 @@ class EngineHost:
         """The models the engine can run (read off the disk in a worker thread)."""
         try:
             async with asyncio.timeout(self.timeouts.request):
-                return await asyncio.to_thread(self._models)
+                return await asyncio.to_thread(self.catalog_source.models)
         except CorralError:
             raise
         except TimeoutError as exc:
@@ -210,6 +254,11 @@ class EngineHost:
             ) from exc
         except OSError as exc:
             raise EngineError(f"The built-in engine's models cannot be listed: {exc}.") from exc
+
+    @property
+    def default_model(self) -> str:
+        """The model the engine offers first (the demo model when installed; "" none)."""
+        return self.catalog_source.default_model
 
     async def _find(self, name: str) -> EngineModel:
         wanted = name.strip()
@@ -277,23 +326,19 @@ class EngineHost:
         return [RunningModel(name, await _rss(pid), 0, context_length=context)]
 
     async def show(self, model: str) -> ModelDetail:
+        """What the model's file says (architecture, parameters, quantization, context,
+        whether it has a chat template), and the template Corral supplies if it has none."""
         entry = await self._find(model)
+        detail = _detail(entry)
         delegate = self._delegate
         if self._serving() and delegate is not None and self.process.model == entry.name:
-            detail = await delegate.show(entry.name)
-            info = {**detail.model_info, **_model_info(entry)}
-            return replace(
+            served = await delegate.show(entry.name)
+            detail = replace(
                 detail,
-                family=detail.family or entry.architecture,
-                model_info=MappingProxyType(info),
+                capabilities=served.capabilities or detail.capabilities,
+                model_info=MappingProxyType({**served.model_info, **detail.model_info}),
             )
-        return ModelDetail(
-            name=entry.name,
-            family=entry.architecture,
-            format="gguf",
-            capabilities=("completion",),
-            model_info=MappingProxyType(_model_info(entry)),
-        )
+        return detail
 
     async def pull(self, model: str) -> AsyncIterator[PullProgress]:
         raise CapabilityMissing(
@@ -328,13 +373,14 @@ class EngineHost:
 
     async def _start(self, entry: EngineModel) -> None:
         s = self.settings
-        ctx = s.ctx
-        if entry.context_length:
-            ctx = min(ctx, entry.context_length) if ctx else entry.context_length
-        template = None if entry.has_template else template_for(entry.architecture)
         self._loading = entry.name
         self.changed.emit(self.status)
         try:
+            entry = await self._prepare(entry)
+            template = None if entry.has_template else template_for(entry.architecture)
+            ctx = s.ctx
+            if entry.context_length:
+                ctx = min(ctx, entry.context_length) if ctx else entry.context_length
             url = await self.process.start(
                 entry.path,
                 entry.name,
@@ -361,6 +407,16 @@ class EngineHost:
         finally:
             self._loading = ""
             self.changed.emit(self.status)
+
+    async def _prepare(self, entry: EngineModel) -> EngineModel:
+        """Put the model's file in place (the demo is assembled on its first load)."""
+        try:
+            async with asyncio.timeout(self.timeouts.load):
+                return await asyncio.to_thread(self.catalog_source.prepare, entry)
+        except TimeoutError as exc:
+            raise EngineError(
+                f"Preparing {entry.name} took more than {self.timeouts.load:g} s."
+            ) from exc
 
     async def unload(self, model: str) -> None:
         """Stop the engine (its memory goes back to the system). Unloading a model that
@@ -431,12 +487,51 @@ def _headers(api_key: str) -> tuple[tuple[str, str], ...]:
     return (("Authorization", f"Bearer {api_key}"), ("Connection", "close"))
 
 
+_SOURCE_NOTES = {
+    "demo": "The demo model (Gemma 3 270M, a small base model): assembled into the models "
+    "folder the first time it is loaded.",
+    "ollama": "Run from Ollama's own model files, which Corral only reads.",
+}
+
+
+def _detail(entry: EngineModel) -> ModelDetail:
+    """The Details of a model of the engine, from its catalog entry."""
+    from app.core.engine.models import note_for  # reads GGUF: kept off the start-up path
+
+    note = note_for(entry.architecture, has_template=entry.has_template)
+    notes = tuple(n for n in (note.message if note else "", _SOURCE_NOTES.get(entry.source)) if n)
+    return ModelDetail(
+        name=entry.name,
+        family=entry.architecture,
+        parameter_size=entry.parameters,
+        quantization=entry.quantization,
+        format="gguf",
+        template=(note.template or "") if note else "",
+        capabilities=("completion",),
+        model_info=MappingProxyType(_model_info(entry)),
+        notes=notes,
+    )
+
+
 def _model_info(entry: EngineModel) -> dict[str, Any]:
-    info: dict[str, Any] = {"general.path": str(entry.path)}
+    arch = entry.architecture or "model"
+    info: dict[str, Any] = {"general.path": str(entry.path), "corral.source": entry.source}
     if entry.architecture:
         info["general.architecture"] = entry.architecture
     if entry.context_length:
-        info[f"{entry.architecture or 'model'}.context_length"] = entry.context_length
+        info[f"{arch}.context_length"] = entry.context_length
+    info["tokenizer.chat_template present"] = entry.has_template
+    info["file size (bytes)"] = entry.size
+    gguf = entry.info
+    if gguf is not None:
+        if gguf.name:
+            info["general.name"] = gguf.name
+        info["general.parameter_count"] = gguf.parameters
+        if gguf.size_label:
+            info["general.size_label"] = gguf.size_label
+        info["general.file_type"] = gguf.quantization
+        info["gguf.version"] = gguf.gguf_version
+        info["gguf.tensor_count"] = gguf.tensor_count
     return info
 
 

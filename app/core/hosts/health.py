@@ -196,19 +196,32 @@ class HealthMonitor:
 
     async def _loop(self, config: HostConfig) -> None:
         wake = self._wake[config.id]
-        while True:
-            wake.clear()
-            try:
-                status = await self.probe(config)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug in a probe must not end the loop silently
-                log.exception("health probe of %s failed unexpectedly", config.name)
-                status = self.status(config.id)
-            delay = self._delay(status)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await wake.wait()
+        # A host that announces its own changes (the built-in engine: a model loading,
+        # stopped, crashed) is probed at once instead of at its next interval.
+        announced = getattr(self.registry.host(config.id), "changed", None)
+
+        def on_change(_what: object) -> None:
+            wake.set()
+
+        if isinstance(announced, Event):
+            announced.connect(on_change)
+        try:
+            while True:
+                wake.clear()
+                try:
+                    status = await self.probe(config)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug in a probe must not end the loop silently
+                    log.exception("health probe of %s failed unexpectedly", config.name)
+                    status = self.status(config.id)
+                delay = self._delay(status)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await wake.wait()
+        finally:
+            if isinstance(announced, Event):
+                announced.disconnect(on_change)
 
     def _delay(self, status: HostStatus) -> float:
         p = self.policy

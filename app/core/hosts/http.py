@@ -28,6 +28,37 @@ from app.core.hosts.base import HostConfig, Timeouts
 
 T = TypeVar("T")
 
+#: What httpx says when a server closed a kept-alive connection just as it was reused.
+_STALE_CONNECTION = "without sending a response"
+
+
+class RetryStaleConnection(httpx.AsyncBaseTransport):
+    """Sends a request once more, on a new connection, when the server closed the
+    kept-alive connection it went out on before answering anything.
+
+    Servers close idle connections on their own schedule (llama.cpp's server sometimes
+    right after a streamed reply), and a request that leaves on such a connection fails
+    at once with "Server disconnected without sending a response". Nothing of it was
+    answered, so it is sent again, once; any other failure, or a second one, is the
+    caller's to see.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except httpx.RemoteProtocolError as exc:
+            if _STALE_CONNECTION not in str(exc) or not isinstance(
+                request.stream, httpx.ByteStream
+            ):
+                raise
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
 
 async def drain_lines(lines: AsyncIterator[str], limit_s: float = 1.0) -> None:
     """Read what is left of a finished streamed reply (the end of its chunked body), so
@@ -77,6 +108,7 @@ class HttpHost:
                 base_url=self.config.url,
                 headers=self.config.header_dict(),
                 timeout=self._httpx_timeout(),
+                transport=RetryStaleConnection(),
             )
         return self._http
 

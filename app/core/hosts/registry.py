@@ -16,12 +16,18 @@ import secrets as _random
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from app.core.engine import basic_catalog, demo_model_path, engine_installed
+from app.core.engine import engine_installed
 from app.core.errors import InvalidInput, SecretNotStored, SettingsError
 from app.core.events import Event
 from app.core.hosts.address import DEFAULT_OLLAMA_URL, normalize_host_url, parse_ollama_host
 from app.core.hosts.base import Host, HostConfig, HostKind, Timeouts
-from app.core.hosts.engine import ENGINE_ID, ENGINE_URL, EngineHost, engine_config
+from app.core.hosts.engine import (
+    ENGINE_ID,
+    ENGINE_URL,
+    EngineHost,
+    engine_config,
+    engine_settings,
+)
 from app.core.hosts.ollama import OllamaHost
 from app.core.hosts.openai import OpenAIHost
 from app.core.secrets import SecretStore, is_sensitive_header
@@ -46,9 +52,14 @@ def default_host_factory(config: HostConfig, settings: Settings) -> Host:
     if config.kind is HostKind.OLLAMA:
         return OllamaHost(config, timeouts=timeouts, default_keep_alive=settings.default_keep_alive)
     if config.id == ENGINE_ID and config.url == ENGINE_URL:
+        from app.core.engine.catalog import EngineCatalog  # reads GGUF: not at start-up
+        from app.core.engine.models import ModelsFolder
+        from app.core.engine.ollama_store import OllamaStore
+
         return EngineHost(
             config,
-            models=lambda: basic_catalog(settings.models_path(), [demo_model_path()]),
+            catalog=EngineCatalog(ModelsFolder(settings.models_path()), OllamaStore()),
+            settings=engine_settings(settings),
             timeouts=timeouts,
         )
     return OpenAIHost(config, timeouts=timeouts)

@@ -49,8 +49,9 @@ def classify_process(name: str, cmdline: Sequence[str]) -> tuple[str, str] | Non
     """``(label, kind)`` for a model-server process, None for any other process.
 
     ``label`` says what it is ("ollama serve", "ollama runner", "llama-server", "vllm",
-    "vllm engine", "LM Studio", "llama-cpp-python", "xllamacpp"); ``kind`` is the server
-    family as a HostKind value ("ollama", "llama.cpp", "vllm", "lmstudio").
+    "vllm engine", "LM Studio", "llama-cpp-python", "xllamacpp", "Corral engine" for
+    Corral's own built-in engine); ``kind`` is the server family as a HostKind value
+    ("ollama", "llama.cpp", "vllm", "lmstudio").
 
     Recognised: ``ollama serve`` and ``ollama runner`` (and the older
     ``ollama_llama_server``), ``llama-server``, ``vllm serve`` and vLLM's
@@ -84,14 +85,18 @@ def classify_process(name: str, cmdline: Sequence[str]) -> tuple[str, str] | Non
         return "LM Studio", "lmstudio"
     if "lms" in candidates and first == "server":
         return "LM Studio", "lmstudio"
+    if "corral" in candidates and first == "engine":  # the packaged app's built-in engine
+        return "Corral engine", "llama.cpp"
     if any(c.startswith(_PYTHON_PREFIXES) for c in candidates):
         return _classify_python(rest)
     return None
 
 
 def _classify_python(args: Sequence[str]) -> tuple[str, str] | None:
-    modules = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "-m"]
-    for module in modules:
+    modules = [(args[i + 1], args[i + 2 : i + 3]) for i, a in enumerate(args[:-1]) if a == "-m"]
+    for module, then in modules:
+        if module == "app.core.engine.server" or (module == "app" and then == ["engine"]):
+            return "Corral engine", "llama.cpp"
         if module == "vllm" or module.startswith("vllm."):
             return "vllm", "vllm"
         if module.startswith("llama_cpp.server"):
