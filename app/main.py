@@ -295,7 +295,9 @@ def compose(
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``corral`` and ``python -m app``; returns the exit status.
 
-    ``corral agent ...`` runs the headless host agent instead (no Qt is loaded).
+    ``corral agent ...`` runs the headless host agent instead (no Qt is loaded), and
+    ``corral engine ...`` the built-in engine's child process (see
+    :mod:`app.core.engine.server`; a bundled app starts its engine this way).
 
     Start-up is in two steps: the window's frame (Qt only) is shown first, with the saved
     geometry and theme, and the services and panels are built into it once it has
@@ -306,6 +308,19 @@ def main(argv: list[str] | None = None) -> int:
         from app.agent.cli import main as agent_main
 
         return agent_main(argv[1:])
+    if argv[:1] == ["engine"]:  # imported here: the window never loads llama.cpp
+        from app.core.engine import engine_installed
+
+        if not engine_installed() and not {"-h", "--help"} & set(argv[1:]):
+            print(
+                "The built-in engine is not installed: install Corral with its engine "
+                "extra (pip install 'corral[engine]').",
+                file=sys.stderr,
+            )
+            return 2
+        from app.core.engine.server import main as engine_main
+
+        return engine_main(argv[1:], prog="corral engine")
     args = _parse_args(argv)
     if args.version:
         print(f"corral {__version__}")

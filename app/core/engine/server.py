@@ -191,9 +191,11 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None = None, prog: str = "python -m app.core.engine.server"
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m app.core.engine.server",
+        prog=prog,
         description="Serve one GGUF model with llama.cpp on a loopback address.",
     )
     parser.add_argument("--model", type=Path, required=True, help="GGUF file")
@@ -215,8 +217,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m app.core.engine.server") -> int:
+    """Run the engine with these arguments (``sys.argv[1:]`` when None); the exit status.
+
+    ``prog`` names the command in the usage text (``corral engine`` in the app).
+    """
+    args = parse_args(argv, prog)
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
