@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
@@ -28,8 +30,12 @@ class ModelDetailsDialog(QDialog):
     """Shows a :class:`ModelDetail`: summary, capabilities, parameters, template, license,
     model info and the Modelfile.
 
+    Notes the host has about the model (no chat template of its own, say) stand above
+    everything else, as sentences; without notes that line is hidden.
+
     Attributes:
         detail: the model detail shown.
+        notes_label: the host's notes on the model ("detailsNotes"; hidden when none).
         capabilities_label, context_label: summary fields tests and users read.
         tabs: Parameters, Template, License, Model info, Modelfile.
     """
@@ -45,6 +51,15 @@ class ModelDetailsDialog(QDialog):
             label.setObjectName(name)
             label.setWordWrap(True)
             return label
+
+        self.notes_label = QLabel("\n".join(detail.notes), self)
+        self.notes_label.setObjectName("detailsNotes")
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.notes_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notes_label.setFrameShape(QFrame.Shape.StyledPanel)
+        self.notes_label.setMargin(6)
+        self.notes_label.setVisible(bool(detail.notes))
 
         self.capabilities_label = value(", ".join(detail.capabilities), "detailsCapabilities")
         context = detail.context_length
@@ -70,6 +85,7 @@ class ModelDetailsDialog(QDialog):
         buttons.setObjectName("detailsButtons")
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.notes_label)
         layout.addLayout(form)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(buttons)

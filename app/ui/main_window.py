@@ -44,6 +44,7 @@ from app.ui.banner import Banner
 from app.ui.chat.panel import ChatPanel
 from app.ui.delegates import BadgeDelegate
 from app.ui.details_dialog import ModelDetailsDialog
+from app.ui.engine_models import EngineModelsController
 from app.ui.formatting import human_size
 from app.ui.frame import WindowFrame
 from app.ui.hardware_panel import HardwarePanel
@@ -156,6 +157,10 @@ class MainWindow(WindowFrame):
         add_host_button, scan_button, edit_host_button, remove_host_button: host buttons.
         pull_button, load_button, unload_button, unload_all_button, delete_button,
         details_button, refresh_button: the model buttons.
+        add_model_button: "Add model…", in place of Pull… while the built-in engine is the
+            current host.
+        engine_models: the :class:`EngineModelsController` behind it (import, download,
+            the models folder, GGUF files dropped onto the fleet).
         timer: the models refresh timer (``registry.settings.refresh_interval_s``).
         pull_dialogs: the pull dialogs that are open or still stopping.
         scan_dialog: the scan dialog while it is open or still stopping, else None.
@@ -163,7 +168,7 @@ class MainWindow(WindowFrame):
     Object names (for tests and style sheets): mainWindow, banner, suggestionsStrip,
     fleetView, modelTabs, hostModelsTab, allModelsTab, allModelsView, allModelsStatus,
     hostTitle, hostReason, modelsStatus, modelsView, addHostButton, scanButton,
-    editHostButton, removeHostButton, pullModelButton, loadButton, unloadButton,
+    editHostButton, removeHostButton, pullModelButton, addModelButton, loadButton, unloadButton,
     unloadAllButton, deleteButton, detailsButton, refreshButton, allLoadButton,
     allUnloadButton, allPullButton, allDeleteButton, hardwareDock, latencyDock, chatDock,
     mcpDock; actions addHostAction, scanAction, refreshAction, unloadAllAction, quitAction,
@@ -294,6 +299,8 @@ class MainWindow(WindowFrame):
 
         self._build()
         self._build_docks()
+        self.engine_models = EngineModelsController(self, self._tasks, self.add_model_button)
+        self.engine_models.accept_drops_on(self.fleet_view)
         self._quitting = False  # Quit was chosen: closing ends Corral even with a tray
         self._told_about_tray = False
         self.tray = FleetTray(
@@ -400,6 +407,8 @@ class MainWindow(WindowFrame):
         mh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         mh.setSectionResizeMode(ModelTableModel.NAME, QHeaderView.ResizeMode.Stretch)
         self.pull_button = self._button("Pull…", "pullModelButton")
+        self.add_model_button = self._button("Add model…", "addModelButton")  # built-in engine
+        self.add_model_button.hide()
         self.load_button = self._button("Load", "loadButton")
         self.unload_button = self._button("Unload", "unloadButton")
         self.unload_all_button = self._button("Unload all…", "unloadAllButton")
@@ -408,6 +417,7 @@ class MainWindow(WindowFrame):
         model_buttons = QHBoxLayout()
         for b in (
             self.pull_button,
+            self.add_model_button,
             self.load_button,
             self.unload_button,
             self.unload_all_button,
@@ -650,7 +660,7 @@ class MainWindow(WindowFrame):
         self._health_signals.statusChanged.connect(self.chat_panel.on_host_status)
         self._registry_signals.hostsChanged.connect(self._update_fleet_summary)
         self._health_signals.probed.connect(self._update_fleet_summary)
-        self.pull_action.triggered.connect(lambda: self.open_pull_dialog())
+        self.pull_action.triggered.connect(self._pull_or_add_model)
         self.reset_layout_action.triggered.connect(self.reset_layout)
         self.shortcuts_action.triggered.connect(self.show_shortcuts)
         self.about_action.triggered.connect(self.show_about)
@@ -1347,7 +1357,12 @@ class MainWindow(WindowFrame):
         if models:
             self.models_status.setText(f"{len(models)} models installed, {loaded} loaded.")
         else:
-            self.models_status.setText("No models installed. Use Pull… to download one.")
+            how = (
+                "Add model… to add a GGUF file"
+                if config.id == ENGINE_ID
+                else "Pull… to download one"
+            )
+            self.models_status.setText(f"No models installed. Use {how}.")
         self._show_vram_check(config.id, running)
         self._update_actions()
         self.modelsRefreshed.emit(config.id)
@@ -1540,6 +1555,9 @@ class MainWindow(WindowFrame):
         unloading_all = host is not None and (host.config.id, "*") in self._busy
         any_loaded = bool(self.model_model.loaded_names())
         self._gate(self.pull_button, reachable, caps, "pull", _TIPS["pull"])
+        engine = host is not None and host.config.id == ENGINE_ID
+        self.pull_button.setVisible(not engine)  # the engine's models come from files
+        self.add_model_button.setVisible(engine)
         self._gate(
             self.load_button,
             ready and model is not None and not model.loaded,
@@ -1779,6 +1797,22 @@ class MainWindow(WindowFrame):
         row = self.fleet_model.get(host_id)
         if row is not None:
             self.tray.notify_pull_finished(row.config.name, model)
+        if host_id == self.current_host_id():
+            self.refresh_models(force=True)
+        self._all_stale = True
+        if self._all_models_visible():
+            self.refresh_all_models(force=True)
+
+    def _pull_or_add_model(self) -> None:
+        """Ctrl+P: Pull… for a host that pulls; the Add model… menu for the built-in engine."""
+        if self.current_host_id() == ENGINE_ID:
+            self.engine_models.show_menu()
+        else:
+            self.open_pull_dialog()
+
+    def models_changed(self, host_id: str) -> None:
+        """A host's models changed outside a pull or an action (a GGUF file imported or
+        downloaded into the built-in engine's folder): read them again where shown."""
         if host_id == self.current_host_id():
             self.refresh_models(force=True)
         self._all_stale = True
