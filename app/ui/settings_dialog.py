@@ -42,6 +42,7 @@ from app.core.errors import CorralError, InvalidInput
 from app.core.hosts.ollama import normalize_keep_alive
 from app.core.mcp.config import default_mcp_path
 from app.core.settings import (
+    ENGINE_LIMITS,
     GRAPH_WINDOW_LIMITS,
     LOG_LEVELS,
     TELEMETRY_INTERVAL_LIMITS,
@@ -91,6 +92,7 @@ GRAPHS_TAB = "Graphs"
 APPEARANCE_TAB = "Appearance"
 TRAY_TAB = "Tray"
 DATA_TAB = "Data"
+ENGINE_TAB = "Built-in engine"
 LOGGING_TAB = "Logging"
 
 NUMBERS = (
@@ -175,6 +177,33 @@ NUMBERS = (
     ),
 )
 
+#: The built-in engine's whole-number fields: label, the value that means "automatic"
+#: (shown as words), and the tooltip.
+ENGINE_NUMBERS = (
+    (
+        "engine_context",
+        "Context size",
+        "the model's own",
+        " tokens",
+        "Tokens of conversation the model can see; a larger context takes more memory. "
+        "Never more than the model was trained for.",
+    ),
+    (
+        "engine_threads",
+        "CPU threads",
+        "one per core",
+        "",
+        "Threads the engine computes with",
+    ),
+    (
+        "engine_gpu_layers",
+        "Layers on the GPU",
+        "as many as fit",
+        "",
+        "Layers of the model put on the GPU when llama.cpp has a GPU build and finds one (0: none)",
+    ),
+)
+
 #: The settings this dialog edits (the rest of the file is left as it is).
 EDITED_FIELDS = frozenset(
     {n.name for n in NUMBERS}
@@ -188,6 +217,7 @@ EDITED_FIELDS = frozenset(
         "chat_db_path",
         "log_level",
     }
+    | {name for name, *_ in ENGINE_NUMBERS}
 )
 
 
@@ -200,18 +230,24 @@ class DataPaths:
         chat_db: the chat history in use.
         mcp_config: the MCP servers' config file.
         log_dir: the folder for log files.
+        models_dir: the built-in engine's models folder (None: as the settings say).
     """
 
     settings_file: Path
     chat_db: Path
     mcp_config: Path
     log_dir: Path
+    models_dir: Path | None = None
 
     @classmethod
     def defaults(cls, settings: Settings) -> DataPaths:
-        """The default places (the chat history as the settings name it)."""
+        """The default places (the chat history and models folder as the settings say)."""
         return cls(
-            default_settings_path(), settings.chat_path(), default_mcp_path(), default_log_dir()
+            default_settings_path(),
+            settings.chat_path(),
+            default_mcp_path(),
+            default_log_dir(),
+            settings.models_path(),
         )
 
 
@@ -340,6 +376,7 @@ class SettingsDialog(QDialog):
                 APPEARANCE_TAB,
                 TRAY_TAB,
                 DATA_TAB,
+                ENGINE_TAB,
                 LOGGING_TAB,
             )
         }
@@ -412,6 +449,25 @@ class SettingsDialog(QDialog):
         self.path_edits["chat"].setText(str(self.paths.chat_db))
         self.path_edits["mcp"].setText(str(self.paths.mcp_config))
         self.path_edits["logs"].setText(str(self.paths.log_dir))
+
+        engine = forms[ENGINE_TAB]
+        self.engine_spins: dict[str, QSpinBox] = {}
+        for name, label, automatic, unit, tip in ENGINE_NUMBERS:
+            low, high = ENGINE_LIMITS[name]
+            whole = QSpinBox(self)
+            whole.setRange(low, high)
+            whole.setSpecialValueText(automatic)  # shown for the lowest value
+            whole.setSuffix(unit)
+            whole.setToolTip(tip)
+            whole.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToPreviousValue)
+            if name == "engine_context":
+                whole.setSingleStep(1024)
+            self.engine_spins[name] = whole
+            self._add_field(engine, name, label, ENGINE_TAB, whole)
+        self._note(engine, "Used from the next model the engine loads.")
+        models_dir = self.paths.models_dir or settings.models_path()
+        self._add_location(engine, "models", "Models folder", models_dir)
+        self.path_edits["models"].setText(str(models_dir))
 
         self.log_level_combo = QComboBox(self)
         for level in LOG_LEVELS:
@@ -521,6 +577,8 @@ class SettingsDialog(QDialog):
         self.keep_alive_edit.textChanged.connect(self._refresh_state)
         self.ports_edit.textChanged.connect(self._refresh_state)
         self.prefix_spin.textChanged.connect(self._refresh_state)
+        for engine_spin in self.engine_spins.values():
+            engine_spin.textChanged.connect(self._refresh_state)
         self.theme_combo.currentIndexChanged.connect(self._refresh_state)
         self.tray_check.toggled.connect(self._refresh_state)
         self.notifications_check.toggled.connect(self._refresh_state)
@@ -538,6 +596,8 @@ class SettingsDialog(QDialog):
         self.keep_alive_edit.setText(settings.default_keep_alive)
         self.ports_edit.setText(", ".join(str(p) for p in settings.scan_ports))
         self.prefix_spin.setValue(settings.scan_max_prefix)
+        for name, whole in self.engine_spins.items():
+            whole.setValue(int(getattr(settings, name)))
         self.theme_combo.setCurrentIndex(max(0, self.theme_combo.findData(settings.theme)))
         self.tray_check.setChecked(settings.close_to_tray)
         self.notifications_check.setChecked(settings.notifications)
@@ -578,6 +638,13 @@ class SettingsDialog(QDialog):
                 values[name] = check()
             except CorralError as exc:
                 problems[name] = exc.message
+        for name, whole in self.engine_spins.items():
+            if whole.hasAcceptableInput():
+                values[name] = whole.value()
+            else:
+                problems[name] = (
+                    f"Enter a whole number from {whole.minimum()} to {whole.maximum()}."
+                )
         if self.prefix_spin.hasAcceptableInput():
             values["scan_max_prefix"] = self.prefix_spin.value()
         else:

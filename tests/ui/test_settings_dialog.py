@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from app.core.discovery.service import DiscoveryService
+from app.core.hosts.engine import ENGINE_ID, EngineHost, EngineSettings
 from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.http import HttpHost
 from app.core.hosts.registry import HostRegistry
@@ -501,3 +502,45 @@ def test_a_value_from_the_file_outside_the_offered_range_is_kept(
     assert dialog.spins["backoff_max_s"].value() == 7200.0
     assert dialog.changes() == frozenset()
     assert not dialog.apply_button.isEnabled()
+
+
+async def test_the_engine_settings_are_used_from_its_next_load(
+    open_window: WindowOpener, settings_path: Path, tmp_path: Path
+) -> None:
+    registry = HostRegistry(
+        SettingsStore(settings_path), SecretStore(MemoryKeyring()), env={"CORRAL_ENGINE": "1"}
+    )
+    registry.settings.models_dir = str(tmp_path / "models")
+    registry.remove("local")
+    calls = Calls()
+    async with open_window(registry) as window:
+        dialog = open_settings(window, calls, tmp_path, settings_path)
+        spins = dialog.engine_spins
+        # the automatic values are said in words, not as magic numbers
+        assert spins["engine_gpu_layers"].text() == "as many as fit"
+        assert spins["engine_threads"].text() == "one per core"
+        assert spins["engine_context"].text() == "4096 tokens"
+        assert dialog.path_edits["models"].text() == str(tmp_path / "models")
+        dialog.open_buttons["models"].click()  # not made yet: said, nothing opened
+        assert calls.opened == [] and "does not exist yet" in dialog.message.text()
+        (tmp_path / "models").mkdir()
+        dialog.open_buttons["models"].click()
+        assert calls.opened == [tmp_path / "models"]
+
+        spins["engine_context"].setValue(8192)
+        spins["engine_threads"].setValue(2)
+        spins["engine_gpu_layers"].setValue(0)
+        dialog.ok_button.click()
+
+        host = registry.host(ENGINE_ID)
+        assert isinstance(host, EngineHost)
+        assert host.settings == EngineSettings(ctx=8192, threads=2, gpu_layers=0)
+        saved = on_disk(settings_path)
+        assert (saved["engine_context"], saved["engine_threads"], saved["engine_gpu_layers"]) == (
+            8192,
+            2,
+            0,
+        )
+        assert calls.applied[-1][1] == {"engine_context", "engine_threads", "engine_gpu_layers"}
+        # and the file reads back as it was written
+        assert SettingsStore(settings_path).load().settings.engine_context == 8192
