@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.engine import DEMO_FILE_NAME
+from app.core.engine import DEMO_FILE_NAME, DEMO_REPLY_LIMIT
 from app.core.engine.catalog import DEMO_CONTEXT, EngineCatalog
 from app.core.engine.demo import DEMO_MODEL_NAME, DemoUnavailable
 from app.core.engine.models import ModelsFolder, ModelSource
@@ -58,6 +58,9 @@ def test_the_demo_comes_first_then_the_folder_then_ollama(folder: Path, ollama_r
     assert demo.path == folder / DEMO_FILE_NAME and not demo.path.exists()
     assert demo.size > 200_000_000 and demo.context_length == DEMO_CONTEXT
     assert (demo.architecture, demo.has_template) == ("gemma3", False)
+    # a base model that rarely ends a reply: its replies stop at a length of their own
+    assert demo.reply_limit == DEMO_REPLY_LIMIT
+    assert {m.reply_limit for m in models[1:]} == {0}
     qwen = models[2]
     assert qwen.info is not None and qwen.info.name == "Qwen tiny"
     assert qwen.has_template and qwen.architecture == "qwen3"
@@ -104,6 +107,7 @@ def test_the_demo_is_assembled_into_the_folder_on_first_use(folder: Path) -> Non
     listed = catalog.models()
     assert [m.name for m in listed].count(DEMO_MODEL_NAME) == 1
     assert listed[0].source == ModelSource.DEMO and listed[0].info is not None
+    assert listed[0].reply_limit == DEMO_REPLY_LIMIT
     assert sorted(p for p in os.listdir(folder) if p.startswith(".")) == []  # no temp file
 
 

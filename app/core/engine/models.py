@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from app.core.engine import DEMO_FILE_NAME, EngineModel, templates
+from app.core.engine import DEMO_FILE_NAME, DEMO_REPLY_LIMIT, EngineModel, templates
 from app.core.engine.gguf_info import GGUF_SUFFIX, GgufInfo, InvalidModelFile, read_gguf
 from app.core.errors import CorralError, InvalidInput
 from app.core.settings import Settings, default_models_dir
@@ -120,6 +120,7 @@ class ModelFile:
             parameters=info.parameters_label,
             quantization=info.quantization,
             info=info,
+            reply_limit=DEMO_REPLY_LIMIT if self.source == ModelSource.DEMO else 0,
         )
 
 

@@ -121,7 +121,8 @@ class EngineSettings:
         threads: CPU threads (0: one per physical core).
         gpu_layers: layers offloaded to the GPU when llama.cpp was built with a GPU
             backend and finds a device (-1: as many as llama.cpp sees fit; 0: none).
-        max_tokens: longest reply in tokens (0: no limit but the context).
+        max_tokens: longest reply in tokens (0: the model's own limit where it has one,
+            see :attr:`EngineModel.reply_limit`; otherwise the context).
     """
 
     ctx: int = 4096
@@ -388,7 +389,7 @@ class EngineHost:
                 threads=s.threads,
                 gpu_layers=s.gpu_layers,
                 template=template,
-                max_tokens=s.max_tokens,
+                max_tokens=s.max_tokens or entry.reply_limit,
             )
             self._delegate = OpenAIHost(
                 HostConfig(
