@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 os.environ["QT_API"] = "pyside6"  # qasync picks its binding from this
 
 import numpy as np
+from gguf import LlamaFileType
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QWidget
@@ -49,7 +50,9 @@ from app import __version__
 from app.core.chat import ChatEngine, ChatStore
 from app.core.chat.tools import ApprovalRules
 from app.core.discovery.service import DiscoveryService
+from app.core.engine.demo import DEMO_MODEL_NAME
 from app.core.hosts.base import Host, HostConfig, HostKind
+from app.core.hosts.engine import ENGINE_ID
 from app.core.hosts.health import HealthMonitor, HealthPolicy
 from app.core.hosts.identify import Identity, identify_url
 from app.core.hosts.registry import HostRegistry, default_host_factory
@@ -65,6 +68,7 @@ from app.core.settings import (
     SettingsStore,
     default_chat_path,
     default_log_dir,
+    default_models_dir,
     default_settings_path,
 )
 from app.core.telemetry.service import (
@@ -85,10 +89,12 @@ from app.core.telemetry.types import (
 )
 from app.ui.chat.panel import ChatPanel
 from app.ui.chat.tool_card import ToolCallCard
+from app.ui.details_dialog import ModelDetailsDialog
 from app.ui.event_loop import CorralEventLoop
 from app.ui.icons import app_icon
 from app.ui.main_window import MainWindow
 from app.ui.theme import apply_theme
+from tests.fakes.gguf_files import write_gguf
 from tests.fakes.ollama import DEFAULT_MODELS, FakeModel, FakeOllama, ToolScriptStep
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.memory_keyring import MemoryKeyring
@@ -482,11 +488,26 @@ async def shoot(shots: list[Shot], log_setup: LogSetup) -> None:
         return staged if spec.kind is SourceKind.LOCAL else default_source_factory(spec)
 
     secrets = SecretStore(MemoryKeyring())
-    registry = HostRegistry(
-        SettingsStore(default_settings_path()), secrets, env={}, host_factory=stage.host_factory
+    # the built-in engine, on a models folder of the throw-away home: the demo model (from
+    # its package) and one small GGUF file
+    write_gguf(
+        default_models_dir() / "qwen3-0.6b-q4_k_m.gguf",
+        architecture="qwen3",
+        name="Qwen3 0.6B",
+        size_label="0.6B",
+        context_length=40960,
+        file_type=LlamaFileType.MOSTLY_Q4_K_M,
+        megabytes=4,
     )
-    for builtin in registry.hosts():  # only the stage's hosts: none of this machine's
-        registry.remove(builtin.id)
+    registry = HostRegistry(
+        SettingsStore(default_settings_path()),
+        secrets,
+        env={"CORRAL_ENGINE": "1"},
+        host_factory=stage.host_factory,
+    )
+    for builtin in registry.hosts():  # only the stage's hosts and the built-in engine
+        if builtin.id != ENGINE_ID:
+            registry.remove(builtin.id)
     ws = registry.add(workstation.url, WORKSTATION)
     rig = registry.add("http://192.168.1.30:11434", "Basement rig")
     registry.add("http://192.168.1.41:1234", "Laptop", kind=HostKind.LMSTUDIO)
@@ -536,7 +557,7 @@ async def shoot(shots: list[Shot], log_setup: LogSetup) -> None:
     window.move(0, 0)
     window.show()
     window.resizeDocks([window.chat_dock], [560], Qt.Orientation.Horizontal)
-    window.splitter.setSizes([400, 640])
+    window.splitter.setSizes([470, 570])
     health.start()
     await mcp.start()
     telemetry.start()
@@ -546,6 +567,7 @@ async def shoot(shots: list[Shot], log_setup: LogSetup) -> None:
         await _dialogs(window, ws.id, shots)
         await _all_models(window, ws.id, shots)
         await _scan_and_pull(window, rig.id, spare, router, shots)
+        await _engine(window, shots)
         await _docks(window, ws.id, mcp, mcp_store, workstation, shots)
     finally:
         await _closing("the window", window.shutdown())
@@ -737,6 +759,31 @@ async def _docks(
     await settle()
     save(grab(log_dock), "log", shots)
     log_dock.setFloating(False)
+
+
+async def _engine(window: MainWindow, shots: list[Shot]) -> None:
+    """The built-in engine selected: its models (the demo first) and Add model…; then the
+    demo model's Details, with the chat template Corral supplies."""
+    if ENGINE_ID not in [c.id for c in window.registry.hosts()]:
+        raise EmptyShot("engine: the built-in engine is not installed (pip install '.[engine]').")
+    window.chat_dock.hide()
+    window.resize(1320, 960)
+    window.select_host(ENGINE_ID)
+    await wait_for(lambda: window.model_model.row_of(DEMO_MODEL_NAME) >= 0, timeout=15)
+    window.select_model(DEMO_MODEL_NAME)
+    await wait_for(lambda: window.add_model_button.isVisible(), timeout=15)
+    await settle()
+    central = window.centralWidget()
+    assert central is not None
+    save(grab(central), "engine", shots)
+
+    window.show_details()
+    dialog = await wait_for(lambda: window.findChild(ModelDetailsDialog), timeout=15)
+    await wait_for(lambda: dialog.isVisible(), timeout=15)
+    dialog.resize(720, 560)
+    await settle()
+    save(grab(dialog), "engine-details", shots)
+    dialog.close()
 
 
 def _span(bounds: tuple[float, float]) -> float:

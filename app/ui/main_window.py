@@ -352,7 +352,9 @@ class MainWindow(WindowFrame):
         fh = self.fleet_view.header()
         fh.setStretchLastSection(False)
         fh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        fh.setSectionResizeMode(FleetModel.NAME, QHeaderView.ResizeMode.Stretch)
+        # the names always show in full; the version (the longest text, and the least
+        # needed) takes what is left and is elided when the panel is narrow
+        fh.setSectionResizeMode(FleetModel.VERSION, QHeaderView.ResizeMode.Stretch)
         fh.setMinimumSectionSize(24)
         self.fleet_view.setMinimumWidth(380)
         self.add_host_button = self._button("Add host…", "addHostButton")

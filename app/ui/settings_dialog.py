@@ -499,7 +499,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
-        self.resize(620, 460)
+        self.resize(780, 470)  # every tab's title shows
 
         self.show_settings(settings)
         self._wire()

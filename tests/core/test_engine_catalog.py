@@ -139,9 +139,14 @@ async def test_details_show_the_files_header_and_the_template_corral_supplies(
 
         demo = await host.show(DEMO_MODEL_NAME)
         assert "Gemma 3 template" in demo.notes[0] and "demo model" in demo.notes[1]
-        assert (demo.parameter_size, demo.quantization) == ("268M", "Q4_K_M")
+        assert (demo.parameter_size, demo.quantization) == ("270M", "Q4_K_M")
         assert host.default_model == DEMO_MODEL_NAME
-        assert next(m.name for m in await host.list_models()) == DEMO_MODEL_NAME
+        listed = {m.name: m for m in await host.list_models()}
+        assert next(iter(listed)) == DEMO_MODEL_NAME  # first
+        # the models table shows what the headers say
+        assert (listed["base-gemma"].family, listed["base-gemma"].quantization) == ("gemma3", "F32")
+        assert listed["base-gemma"].parameter_size == base.parameter_size
+        assert listed[DEMO_MODEL_NAME].parameter_size == "270M"
     finally:
         await host.aclose()
 

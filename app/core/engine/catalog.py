@@ -126,7 +126,7 @@ class EngineCatalog:
             has_template=False,
             architecture=_DEMO_ARCHITECTURE,
             source=ModelSource.DEMO,
-            parameters="268M",
+            parameters="270M",
             quantization="Q4_K_M",
             reply_limit=DEMO_REPLY_LIMIT,
         )

@@ -69,7 +69,9 @@ ENGINE_NAME = "This computer (built-in)"
 #: Not reached over HTTP: it only names the host (and groups it under this computer).
 ENGINE_URL = "builtin://localhost"
 
-IDLE_TEXT = "built-in engine: no model loaded"
+#: What the fleet's Version column says while no model runs (kept short: the column
+#: takes the width it needs from the hosts' names).
+IDLE_TEXT = "idle, no model loaded"
 
 _REASONS = {
     "pull": "The built-in engine runs the GGUF files in its models folder; add models there.",
@@ -282,7 +284,7 @@ class EngineHost:
             return HostHealth(
                 online=True,
                 checked_at=now(UTC),
-                version=f"built-in engine: loading {self._loading}",
+                version=f"loading {self._loading}",
             )
         delegate = self._delegate
         if self.process.running and delegate is not None:
@@ -313,7 +315,14 @@ class EngineHost:
     # -- models -----------------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo]:
         return [
-            ModelInfo(name=m.name, size=m.size, family=m.architecture, format="gguf")
+            ModelInfo(
+                name=m.name,
+                size=m.size,
+                family=m.architecture,
+                parameter_size=m.parameters,
+                quantization=m.quantization,
+                format="gguf",
+            )
             for m in await self.catalog()
         ]
 
