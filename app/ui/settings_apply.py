@@ -178,7 +178,7 @@ class SettingsApplier:
         keep_alive = normalize_keep_alive(settings.default_keep_alive)
         for config in self.registry.hosts():
             host = self.registry.host(config.id)
-            if isinstance(host, HttpHost):
+            if isinstance(host, HttpHost | EngineHost):  # the engine: from its next load
                 host.timeouts = replace(
                     host.timeouts,
                     connect=settings.connect_timeout_s,
@@ -189,12 +189,6 @@ class SettingsApplier:
             if isinstance(host, OllamaHost):
                 host.default_keep_alive = keep_alive
             if isinstance(host, EngineHost):
-                host.timeouts = replace(
-                    host.timeouts,
-                    request=settings.request_timeout_s,
-                    load=settings.load_timeout_s,
-                    probe=settings.probe_timeout_s,
-                )
                 host.process.load_timeout = settings.load_timeout_s
 
     def _update_engine(self, settings: Settings) -> None:

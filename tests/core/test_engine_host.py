@@ -8,6 +8,7 @@ it fail to load, hang, ignore SIGTERM or write a lot of log lines.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -344,14 +345,13 @@ async def test_a_killed_engine_is_offline_with_the_reason_until_load(host: Engin
     assert health.online and host.status.state == "running" and host.process.pid != pid
 
 
-async def _offline(host: EngineHost) -> Any:
-    health = await host.health()
-    return health if not health.online else None
+@contextlib.asynccontextmanager
+async def engine_fleet(
+    make_process: MakeProcess, model_dir: Path, tmp_path: Path, policy: HealthPolicy
+) -> AsyncIterator[tuple[HostRegistry, HealthMonitor]]:
+    """A registry holding only the engine host (its child the stand-in) and a health
+    monitor on it; both closed at the end."""
 
-
-async def test_the_fleet_shows_the_engine_online_then_offline_with_the_reason(
-    make_process: MakeProcess, model_dir: Path, tmp_path: Path
-) -> None:
     def factory(config: Any, settings: Settings) -> Any:
         if config.id == ENGINE_ID:
             return EngineHost(config, models=catalog(model_dir), process=make_process())
@@ -365,9 +365,25 @@ async def test_the_fleet_shows_the_engine_online_then_offline_with_the_reason(
     )
     registry.remove("local")
     assert [c.id for c in registry.hosts()] == [ENGINE_ID]
-    monitor = HealthMonitor(registry, HealthPolicy(interval_s=0.1, jitter=0.0, backoff_max_s=0.2))
+    monitor = HealthMonitor(registry, policy)
     monitor.start()
     try:
+        yield registry, monitor
+    finally:
+        await monitor.aclose()
+        await registry.aclose()
+
+
+async def _offline(host: EngineHost) -> Any:
+    health = await host.health()
+    return health if not health.online else None
+
+
+async def test_the_fleet_shows_the_engine_online_then_offline_with_the_reason(
+    make_process: MakeProcess, model_dir: Path, tmp_path: Path
+) -> None:
+    policy = HealthPolicy(interval_s=0.1, jitter=0.0, backoff_max_s=0.2)
+    async with engine_fleet(make_process, model_dir, tmp_path, policy) as (registry, monitor):
         await wait_for(lambda: monitor.status(ENGINE_ID).state is HostState.ONLINE)
         assert monitor.status(ENGINE_ID).version == IDLE_TEXT
         host = registry.host(ENGINE_ID)
@@ -385,31 +401,15 @@ async def test_the_fleet_shows_the_engine_online_then_offline_with_the_reason(
         await host.load("tiny")
         await wait_for(lambda: monitor.status(ENGINE_ID).state is HostState.ONLINE, timeout=5.0)
         await wait_for(lambda: monitor.loaded(ENGINE_ID) == {"tiny"})
-    finally:
-        await monitor.aclose()
-        await registry.aclose()
     assert not psutil.Process().children(recursive=True)  # closing the registry stopped it
 
 
 async def test_the_fleet_sees_the_engines_changes_without_waiting_for_its_interval(
     make_process: MakeProcess, model_dir: Path, tmp_path: Path
 ) -> None:
-    def factory(config: Any, settings: Settings) -> Any:
-        if config.id == ENGINE_ID:
-            return EngineHost(config, models=catalog(model_dir), process=make_process())
-        return default_host_factory(config, settings)
-
-    registry = HostRegistry(
-        SettingsStore(tmp_path / "s.json"),
-        SecretStore(MemoryKeyring()),
-        env={"CORRAL_ENGINE": "1"},
-        host_factory=factory,
-    )
-    registry.remove("local")
     # an hour between probes: only the engine's own announcements can show its changes
-    monitor = HealthMonitor(registry, HealthPolicy(interval_s=3600.0, jitter=0.0))
-    monitor.start()
-    try:
+    policy = HealthPolicy(interval_s=3600.0, jitter=0.0)
+    async with engine_fleet(make_process, model_dir, tmp_path, policy) as (registry, monitor):
         await wait_for(lambda: monitor.status(ENGINE_ID).state is HostState.ONLINE)
         host = registry.host(ENGINE_ID)
         assert isinstance(host, EngineHost)
@@ -423,9 +423,6 @@ async def test_the_fleet_sees_the_engines_changes_without_waiting_for_its_interv
         await wait_for(lambda: monitor.status(ENGINE_ID).state is HostState.ONLINE, timeout=5.0)
         await host.unload("tiny")
         await wait_for(lambda: monitor.loaded(ENGINE_ID) == frozenset(), timeout=5.0)
-    finally:
-        await monitor.aclose()
-        await registry.aclose()
 
 
 # --------------------------------------------------------------------------- the process

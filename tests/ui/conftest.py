@@ -145,6 +145,19 @@ def registry(settings_path: Path, memory_keyring: MemoryKeyring) -> HostRegistry
     return reg
 
 
+def engine_registry_at(settings_path: Path, models_dir: Path) -> HostRegistry:
+    """A registry that lists the built-in engine (``CORRAL_ENGINE=1``; llama.cpp's server
+    must be installed, or ``engine_installed`` patched) on the models folder ``models_dir``
+    (never the user's), without the built-in Ollama host; secrets in memory."""
+    reg = HostRegistry(
+        SettingsStore(settings_path), SecretStore(MemoryKeyring()), env={"CORRAL_ENGINE": "1"}
+    )
+    reg.settings.models_dir = str(models_dir)
+    reg.settings.refresh_interval_s = 0.3
+    reg.remove("local")
+    return reg
+
+
 @pytest.fixture
 def registry_with_fake(registry: HostRegistry, fake: FakeOllama) -> HostRegistry:
     """The registry with only the fake host in it (the built-in host removed)."""

@@ -14,16 +14,13 @@ from PySide6.QtWidgets import QToolButton
 from app.core.chat import AUTO, ChatStore, MessageStatus
 from app.core.engine.demo import DEMO_MODEL_NAME
 from app.core.hosts.registry import HostRegistry
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from app.ui.chat.message_view import PAGE, MessageWidget
 from app.ui.chat.panel import ChatPanel, ModelChoice
 from app.ui.main_window import MainWindow
 from tests.fakes.gguf_files import write_gguf
 from tests.fakes.ollama import FakeOllama
-from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
-from tests.ui.conftest import FakeFactory, WindowOpener
+from tests.ui.conftest import FakeFactory, WindowOpener, engine_registry_at
 from tests.ui.helpers import host_id_for
 
 MODEL = "llama3.2:latest"
@@ -488,12 +485,7 @@ def _engine_registry(settings_path: Path, models: Path) -> HostRegistry:
     """A registry with the built-in engine listed, on a models folder of one small file
     whose name sorts before the demo model's."""
     write_gguf(models / "aaa-first.gguf")
-    registry = HostRegistry(
-        SettingsStore(settings_path), SecretStore(MemoryKeyring()), env={"CORRAL_ENGINE": "1"}
-    )
-    registry.settings.models_dir = str(models)
-    registry.remove("local")
-    return registry
+    return engine_registry_at(settings_path, models)
 
 
 async def test_with_only_the_built_in_engine_the_demo_model_is_offered_first(

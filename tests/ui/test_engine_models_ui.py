@@ -18,8 +18,6 @@ from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
 from app.core.hosts.base import ModelDetail
 from app.core.hosts.engine import ENGINE_ID
 from app.core.hosts.registry import HostRegistry
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from app.ui import engine_models
 from app.ui.details_dialog import ModelDetailsDialog
 from app.ui.engine_models import NOT_INSTALLED, PAUSED, TransferDialog
@@ -29,7 +27,7 @@ from tests.fakes.file_server import FileServer
 from tests.fakes.gguf_files import sha256_of, write_gguf
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
-from tests.ui.conftest import OFFSCREEN_NOISE, WindowOpener
+from tests.ui.conftest import OFFSCREEN_NOISE, WindowOpener, engine_registry_at
 from tests.ui.helpers import host_state, model_names
 
 
@@ -47,12 +45,7 @@ def engine_registry(
 ) -> HostRegistry:
     """A registry that lists only the built-in engine, on a models folder of the test's."""
     monkeypatch.setattr("app.core.hosts.registry.engine_installed", lambda: True)
-    registry = HostRegistry(
-        SettingsStore(settings_path), SecretStore(memory_keyring), env={"CORRAL_ENGINE": "1"}
-    )
-    registry.settings.models_dir = str(models_dir)
-    registry.settings.refresh_interval_s = 0.3
-    registry.remove("local")
+    registry = engine_registry_at(settings_path, models_dir)
     assert [c.id for c in registry.hosts()] == [ENGINE_ID]
     return registry
 
@@ -107,6 +100,23 @@ async def _transfer(window: MainWindow, count: int = 1) -> TransferDialog:
     return await wait_for(
         lambda: len(window.engine_models.dialogs) >= count and window.engine_models.dialogs[-1]
     )
+
+
+def _held_file(server: FileServer, tmp_path: Path, name: str, *, seed: int) -> str:
+    """Serve a 3 MB GGUF file that stops after 1.5 MB until ``server.release()``; its URL."""
+    src = write_gguf(tmp_path / "src" / f"{name}.gguf", megabytes=3, seed=seed)
+    url: str = server.serve(f"/{name}.gguf", src.read_bytes())
+    server.hold_after = 1_500_000
+    return url
+
+
+async def _download_under_way(window: MainWindow, url: str, part: Path) -> TransferDialog:
+    """Start downloading ``url`` into the engine and wait until a megabyte is in its part."""
+    await _engine_shown(window)
+    transfer = window.engine_models.start_download(url)
+    assert transfer is not None
+    await wait_for(lambda: part.exists() and part.stat().st_size >= 1_000_000, timeout=10)
+    return transfer
 
 
 #: A popup menu asks the offscreen platform for things it does not do; harmless.
@@ -328,15 +338,10 @@ async def test_resume_in_the_progress_dialog_continues_a_paused_download(
     tmp_path: Path,
     server: FileServer,
 ) -> None:
-    src = write_gguf(tmp_path / "src" / "held.gguf", megabytes=3, seed=6)
-    url = server.serve("/held.gguf", src.read_bytes())
-    server.hold_after = 1_500_000
+    url = _held_file(server, tmp_path, "held", seed=6)
     part = models_dir / "held.gguf.part"
     async with open_window(engine_registry) as window:
-        await _engine_shown(window)
-        transfer = window.engine_models.start_download(url)
-        assert transfer is not None
-        await wait_for(lambda: part.exists() and part.stat().st_size >= 1_000_000, timeout=10)
+        transfer = await _download_under_way(window, url, part)
         transfer.cancel_button.click()
         await wait_for(lambda: transfer.state == "stopped", timeout=10)
 
@@ -378,15 +383,10 @@ async def test_closing_the_window_pauses_a_running_download(
     tmp_path: Path,
     server: FileServer,
 ) -> None:
-    src = write_gguf(tmp_path / "src" / "long.gguf", megabytes=3, seed=8)
-    url = server.serve("/long.gguf", src.read_bytes())
-    server.hold_after = 1_500_000
+    url = _held_file(server, tmp_path, "long", seed=8)
     part = models_dir / "long.gguf.part"
     async with open_window(engine_registry) as window:
-        await _engine_shown(window)
-        transfer = window.engine_models.start_download(url)
-        assert transfer is not None
-        await wait_for(lambda: part.exists() and part.stat().st_size >= 1_000_000, timeout=10)
+        transfer = await _download_under_way(window, url, part)
     # the window's shutdown cancelled the download and waited for it
     assert transfer.state == "stopped"
     assert part.stat().st_size >= 1_000_000

@@ -18,15 +18,12 @@ from app.core.engine.demo import DEMO_MODEL_NAME
 from app.core.hosts.engine import ENGINE_ID, EngineHost, EngineSettings
 from app.core.hosts.health import HealthMonitor
 from app.core.hosts.registry import HostRegistry
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from app.core.telemetry.service import TelemetryService
 from app.ui.chat.panel import ModelChoice
 from app.ui.hardware_panel import HardwarePanel
 from app.ui.item_models import ModelTableModel
-from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
-from tests.ui.conftest import WindowOpener
+from tests.ui.conftest import WindowOpener, engine_registry_at
 from tests.ui.helpers import model_cell, model_names
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a real model on 2 shared cores
@@ -43,11 +40,7 @@ async def test_a_fresh_machine_chats_with_the_demo_model_and_sees_the_hardware_m
     open_window: WindowOpener, settings_path: Path, tmp_path: Path
 ) -> None:
     models = tmp_path / "models"  # empty: the demo model is put there on its first use
-    registry = HostRegistry(
-        SettingsStore(settings_path), SecretStore(MemoryKeyring()), env={"CORRAL_ENGINE": "1"}
-    )
-    registry.settings.models_dir = str(models)
-    registry.remove("local")  # no Ollama on this machine
+    registry = engine_registry_at(settings_path, models)  # and no Ollama on this machine
     engine = registry.host(ENGINE_ID)
     assert isinstance(engine, EngineHost)
     engine.settings = EngineSettings(ctx=2048, max_tokens=24)  # a short reply

@@ -13,14 +13,12 @@ from app.core.hosts.base import HostConfig, HostKind
 from app.core.hosts.engine import ENGINE_ID, ENGINE_URL
 from app.core.hosts.health import HealthPolicy, HostState, HostStatus
 from app.core.hosts.registry import HostRegistry
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from app.ui.item_models import THIS_COMPUTER, FleetModel, SummaryRole, machine_of, port_of
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
-from tests.ui.conftest import TEST_POLICY, OpenAIFactory, WindowOpener
+from tests.ui.conftest import TEST_POLICY, OpenAIFactory, WindowOpener, engine_registry_at
 from tests.ui.helpers import host_cell, host_state, host_tooltip, model_names
 
 
@@ -233,11 +231,7 @@ async def test_a_host_the_user_runs_is_chosen_over_the_built_in_engine(
     # The built-in engine is online the instant it is probed (nothing to reach); an Ollama
     # that answers a moment later still becomes the host the window shows, while Corral
     # chooses for the user.
-    registry = HostRegistry(
-        SettingsStore(settings_path), SecretStore(memory_keyring), env={"CORRAL_ENGINE": "1"}
-    )
-    registry.settings.models_dir = str(tmp_path / "models")
-    registry.remove("local")
+    registry = engine_registry_at(settings_path, tmp_path / "models")
     ollama = registry.add(fake.url, "Ollama box")
     assert ENGINE_ID in [c.id for c in registry.hosts()]
     fake.faults.latency = 0.6

@@ -24,7 +24,7 @@ from app.ui.settings_dialog import DataPaths, SettingsDialog
 from tests.fakes.ollama import FakeOllama
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
-from tests.ui.conftest import WindowOpener
+from tests.ui.conftest import WindowOpener, engine_registry_at
 from tests.ui.fake_telemetry import FakeTelemetry, sample
 from tests.ui.helpers import host_state
 
@@ -507,11 +507,7 @@ def test_a_value_from_the_file_outside_the_offered_range_is_kept(
 async def test_the_engine_settings_are_used_from_its_next_load(
     open_window: WindowOpener, settings_path: Path, tmp_path: Path
 ) -> None:
-    registry = HostRegistry(
-        SettingsStore(settings_path), SecretStore(MemoryKeyring()), env={"CORRAL_ENGINE": "1"}
-    )
-    registry.settings.models_dir = str(tmp_path / "models")
-    registry.remove("local")
+    registry = engine_registry_at(settings_path, tmp_path / "models")
     calls = Calls()
     async with open_window(registry) as window:
         dialog = open_settings(window, calls, tmp_path, settings_path)
@@ -530,17 +526,24 @@ async def test_the_engine_settings_are_used_from_its_next_load(
         spins["engine_context"].setValue(8192)
         spins["engine_threads"].setValue(2)
         spins["engine_gpu_layers"].setValue(0)
+        dialog.spins["load_timeout_s"].setValue(900.0)  # big models on slow disks
         dialog.ok_button.click()
 
         host = registry.host(ENGINE_ID)
         assert isinstance(host, EngineHost)
         assert host.settings == EngineSettings(ctx=8192, threads=2, gpu_layers=0)
+        assert host.timeouts.load == 900.0 and host.process.load_timeout == 900.0
         saved = on_disk(settings_path)
         assert (saved["engine_context"], saved["engine_threads"], saved["engine_gpu_layers"]) == (
             8192,
             2,
             0,
         )
-        assert calls.applied[-1][1] == {"engine_context", "engine_threads", "engine_gpu_layers"}
+        assert calls.applied[-1][1] == {
+            "engine_context",
+            "engine_threads",
+            "engine_gpu_layers",
+            "load_timeout_s",
+        }
         # and the file reads back as it was written
         assert SettingsStore(settings_path).load().settings.engine_context == 8192
