@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -442,10 +443,19 @@ async def test_stop_kills_a_child_that_ignores_sigterm(make_process: MakeProcess
     assert process.crash == ""  # asked to stop: not a crash
 
 
-async def test_a_failed_load_says_why_in_the_engines_words(make_process: MakeProcess) -> None:
+async def test_a_failed_load_says_why_in_the_engines_words(
+    make_process: MakeProcess, caplog: pytest.LogCaptureFixture
+) -> None:
     process = make_process("fail")
-    with pytest.raises(EngineError) as caught:
+    with (
+        caplog.at_level(logging.INFO, logger="app.core.engine.process"),
+        pytest.raises(EngineError) as caught,
+    ):
         await process.start(Path("/models/broken.gguf"), "broken")
+    # llama.cpp's error line reaches the log (and the Log dock) at the default level
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("failed to load model '/models/broken.gguf'" in m for m in warned), warned
+    assert not any("loading model" in m for m in warned)  # its ordinary lines stay below
     message = caught.value.message
     assert message.startswith("The built-in engine could not load broken:")
     assert "llama.cpp could not load broken.gguf" in message

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 TAIL_LINES = 200  # log lines of the child kept for messages and the UI
 _LINE_LIMIT = 1 << 20  # longest line read from the child
 # llama.cpp's log lines: "0.01.480.780 I srv    load_model: the message"
+_LOG_LEVELS = {"E": logging.WARNING, "W": logging.INFO}  # llama.cpp's level letters
 _LOG_LINE = re.compile(r"^\s*[\d.]+ ([DIWE]) \S+\s+(?:[\w:~<>()]+: )?(.*)$")
 
 
@@ -303,7 +304,8 @@ class EngineProcess:
 
     # -- watching ---------------------------------------------------------------------
     async def _read_log(self, stream: asyncio.StreamReader) -> None:
-        """Keep the child's lines (the last :data:`TAIL_LINES`) and log them at debug level."""
+        """Keep the child's lines (the last :data:`TAIL_LINES`) and log them: llama.cpp's
+        errors as warnings, its warnings as information, the rest at debug level."""
         while True:
             try:
                 raw = await stream.readline()
@@ -314,7 +316,8 @@ class EngineProcess:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 self._tail.append(line)
-                log.debug("engine: %s", line)
+                level = _LOG_LEVELS.get(_message_of(line)[0], logging.DEBUG)
+                log.log(level, "engine: %s", line)
 
     async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
