@@ -22,10 +22,13 @@ import pytest
 
 from app.core.chat import ChatEngine, ChatOptions, ChatStore, ReplyFinished
 from app.core.engine import DEMO_FILE_NAME, EngineError
+from app.core.engine.catalog import EngineCatalog
+from app.core.engine.models import ModelsFolder
+from app.core.engine.ollama_store import OllamaStore
 from app.core.engine.process import EngineProcess
 from app.core.engine.templates import template_for
 from app.core.hosts.base import ChatMessage, ChatRequest, ContentChunk, FinalChunk
-from app.core.hosts.engine import ENGINE_ID, IDLE_TEXT, EngineHost, EngineSettings
+from app.core.hosts.engine import ENGINE_ID, IDLE_TEXT, EngineHost, EngineSettings, engine_config
 from app.core.hosts.health import HealthMonitor, HealthPolicy, HostState
 from app.core.hosts.registry import HostRegistry
 from app.core.metrics.latency import LatencyBook
@@ -288,3 +291,43 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_a_model_ollama_pulled_runs_on_the_built_in_engine_from_ollamas_files(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    # Ollama's store as Ollama leaves it: a manifest naming the model's blob by digest
+    # (the blob is the demo file itself, linked: 241 MB are not copied)
+    store = tmp_path / "ollama" / "models"
+    blob = store / "blobs" / f"sha256-{gguf.EXPECTED_SHA256}"
+    blob.parent.mkdir(parents=True)
+    os.link(models_dir / DEMO_FILE_NAME, blob)
+    manifest = store / "manifests" / "registry.ollama.ai" / "library" / "gemma3" / "270m"
+    manifest.parent.mkdir(parents=True)
+    layer = {
+        "mediaType": "application/vnd.ollama.image.model",
+        "digest": f"sha256:{gguf.EXPECTED_SHA256}",
+        "size": blob.stat().st_size,
+    }
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [layer]}))
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in store.rglob("*")}
+
+    catalog = EngineCatalog(ModelsFolder(tmp_path / "empty"), OllamaStore(store), demo=False)
+    host = EngineHost(
+        engine_config(), catalog=catalog, settings=EngineSettings(ctx=2048, max_tokens=16)
+    )
+    try:
+        assert [m.name for m in await host.list_models()] == ["gemma3:270m"]
+        detail = await host.show("gemma3:270m")
+        assert "Run from Ollama's own model files" in " ".join(detail.notes)
+        request = ChatRequest(
+            "gemma3:270m", (ChatMessage("user", "Name a colour."),), options={"temperature": 0}
+        )
+        chunks = [c async for c in host.chat(request)]
+        assert "".join(c.text for c in chunks if isinstance(c, ContentChunk)).strip()
+        final = chunks[-1]
+        assert isinstance(final, FinalChunk) and final.stats.load_ms
+    finally:
+        await host.aclose()
+    # Ollama's files are as they were: read, never written
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in store.rglob("*")} == before
