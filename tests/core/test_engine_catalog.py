@@ -14,6 +14,7 @@ from app.core.engine.demo import DEMO_MODEL_NAME, DemoUnavailable
 from app.core.engine.models import ModelsFolder, ModelSource
 from app.core.engine.ollama_store import OllamaStore
 from app.core.engine.templates import GEMMA3_TEMPLATE
+from app.core.errors import InvalidInput, ModelNotFound
 from app.core.hosts.engine import ENGINE_ID, EngineHost, engine_config
 from app.core.hosts.registry import HostRegistry
 from app.core.secrets import SecretStore
@@ -169,3 +170,31 @@ async def test_the_registry_builds_the_engine_from_the_settings(tmp_path: Path) 
         assert catalog.folder.path == tmp_path / "models"
     finally:
         await registry.aclose()
+
+
+async def test_delete_removes_a_folder_model_and_refuses_ollamas(
+    folder: Path, ollama_root: Path, tmp_path: Path
+) -> None:
+    elsewhere = write_gguf(tmp_path / "elsewhere" / "linked.gguf", seed=9)
+    ModelsFolder(folder).import_file(elsewhere, link=True)
+    before = snapshot(ollama_root)
+    catalog = EngineCatalog(ModelsFolder(folder), OllamaStore(ollama_root), demo=True)
+    host = EngineHost(engine_config(), catalog=catalog)
+    try:
+        assert host.capabilities.delete
+        await host.delete("qwen3-tiny-q4")
+        assert not (folder / "qwen3-tiny-q4.gguf").exists()
+        await host.delete("linked")  # a link: only the link goes, the file stays
+        assert not (folder / "linked.gguf").is_symlink() and elsewhere.exists()
+        names = [m.name for m in await host.list_models()]
+        assert "qwen3-tiny-q4" not in names and "linked" not in names
+
+        with pytest.raises(InvalidInput, match=r"ollama rm llama3\.2:1b"):
+            await host.delete("llama3.2:1b")
+        assert snapshot(ollama_root) == before
+        with pytest.raises(InvalidInput, match="takes no space until its first use"):
+            await host.delete(DEMO_MODEL_NAME)
+        with pytest.raises(ModelNotFound):
+            await host.delete("no-such-model")
+    finally:
+        await host.aclose()

@@ -23,6 +23,8 @@ import psutil
 import pytest
 
 from app.core.engine import EngineError, EngineModel
+from app.core.engine.catalog import EngineCatalog
+from app.core.engine.models import ModelsFolder
 from app.core.engine.process import EngineExit, EngineProcess
 from app.core.engine.server import main as server_main
 from app.core.engine.templates import (
@@ -56,6 +58,7 @@ from app.core.hosts.health import HealthMonitor, HealthPolicy, HostState
 from app.core.hosts.registry import HostRegistry, default_host_factory
 from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
+from tests.fakes.gguf_files import write_gguf
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for, wait_for_async
@@ -272,6 +275,27 @@ async def test_a_models_reply_limit_applies_unless_the_settings_set_one(
         await host.load("tiny")  # the user's setting wins
         limits = [c["argv"][c["argv"].index("--max-tokens") + 1] for c in recorded(tmp_path)]
         assert limits == ["256", "0", "50"]
+    finally:
+        await host.aclose()
+
+
+async def test_deleting_the_running_model_stops_the_engine_first(
+    make_process: MakeProcess, tmp_path: Path
+) -> None:
+    folder = tmp_path / "gguf"
+    write_gguf(folder / "small.gguf")
+    catalog = EngineCatalog(ModelsFolder(folder), demo=False)
+    host = EngineHost(engine_config(), catalog=catalog, process=make_process())
+    statuses: list[EngineStatus] = []
+    host.changed.connect(statuses.append)
+    try:
+        await host.load("small")
+        pid = host.process.pid
+        assert pid is not None
+        await host.delete("small")
+        assert gone(pid) and not host.process.running
+        assert statuses[-1] == EngineStatus("idle")  # said, so the fleet shows it at once
+        assert not (folder / "small.gguf").exists() and await host.list_models() == []
     finally:
         await host.aclose()
 

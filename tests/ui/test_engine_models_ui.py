@@ -454,3 +454,22 @@ def test_details_show_the_hosts_notes_above_the_form(qtbot: Any) -> None:
     qtbot.addWidget(plain)
     plain.show()
     assert not plain.notes_label.isVisible()
+
+
+async def test_delete_takes_a_model_file_out_of_the_models_folder(
+    open_window: WindowOpener, engine_registry: HostRegistry, models_dir: Path
+) -> None:
+    write_gguf(models_dir / "old-model.gguf", seed=11)
+    write_gguf(models_dir / "keeper.gguf", seed=12)
+    async with open_window(engine_registry) as window:
+        await _engine_shown(window)
+        await wait_for(lambda: "old-model" in model_names(window))
+        assert window.select_model("old-model")
+        await wait_for(lambda: window.delete_button.isEnabled())
+        window.delete_button.click()
+        box = await wait_for(lambda: window.findChild(QMessageBox, "confirmDelete"))
+        assert "old-model" in box.text()
+        box.findChild(QPushButton, "confirmDeleteAccept").click()
+        await wait_for(lambda: "old-model" not in model_names(window))
+        assert _files(models_dir) == ["keeper.gguf"]
+        assert "keeper" in model_names(window)

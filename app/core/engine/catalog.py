@@ -33,6 +33,7 @@ from app.core.engine.models import (
     ModelSource,
 )
 from app.core.engine.ollama_store import OllamaStore
+from app.core.errors import InvalidInput
 
 __all__ = ["DEMO_CONTEXT", "EngineCatalog"]
 
@@ -64,6 +65,7 @@ class EngineCatalog:
         self.ollama = ollama
         self.demo = demo_available() if demo is None else demo
         self.problems: tuple[ModelProblem, ...] = ()
+        self.can_remove = True
         self._demo_size: int | None = None
         self._assembling = threading.Lock()
 
@@ -116,6 +118,22 @@ class EngineCatalog:
             except DemoUnavailable:
                 self.demo = False
                 raise
+
+    def remove(self, model: EngineModel) -> None:
+        """Delete a model of the models folder (for a link, only the link). Ollama's
+        models are Ollama's: refused with how to remove them there. The demo model's file
+        goes, and the demo is put together again on its next use."""
+        if model.source == ModelSource.OLLAMA:
+            raise InvalidInput(
+                f"{model.name} is one of Ollama's models, run from Ollama's own files, which "
+                f"Corral never changes; remove it with Ollama (ollama rm {model.name})."
+            )
+        if model.source == ModelSource.DEMO and not model.path.exists():
+            raise InvalidInput(
+                f"{model.name} is the demo model and takes no space until its first use; "
+                "uninstall Corral's demo extra to remove it."
+            )
+        self.folder.remove(model.name)
 
     def _demo_entry(self) -> EngineModel:
         return EngineModel(

@@ -75,7 +75,7 @@ IDLE_TEXT = "idle, no model loaded"
 
 _REASONS = {
     "pull": "The built-in engine runs the GGUF files in its models folder; add models there.",
-    "delete": "Delete the built-in engine's model files in its models folder.",
+    "delete": "This catalog of the built-in engine cannot delete models.",
     "copy": "The built-in engine cannot copy models.",
 }
 
@@ -101,6 +101,13 @@ class Catalog(Protocol):
         """The model ready to load (a file put in place first where needed)."""
         ...
 
+    #: whether :meth:`remove` can delete models at all
+    can_remove: bool
+
+    def remove(self, model: EngineModel) -> None:
+        """Delete the model's file (InvalidInput, with why, where it is not Corral's)."""
+        ...
+
 
 class _ListCatalog:
     """A catalog from a function that lists the models (nothing to prepare)."""
@@ -108,9 +115,13 @@ class _ListCatalog:
     def __init__(self, models: Callable[[], list[EngineModel]]) -> None:
         self.models = models
         self.default_model = ""
+        self.can_remove = False
 
     def prepare(self, model: EngineModel) -> EngineModel:
         return model
+
+    def remove(self, model: EngineModel) -> None:
+        raise CapabilityMissing(_REASONS["delete"], model=model.name, capability="delete")
 
 
 @dataclass(frozen=True)
@@ -238,7 +249,7 @@ class EngineHost:
             pull=False,
             load=True,
             unload=True,
-            delete=False,
+            delete=self.catalog_source.can_remove,
             copy=False,
             reasons=MappingProxyType(dict(_REASONS)),
         )
@@ -357,9 +368,28 @@ class EngineHost:
         yield  # a generator, like every host's pull
 
     async def delete(self, model: str) -> None:
-        raise CapabilityMissing(
-            _REASONS["delete"], host=self.config.name, model=model, capability="delete"
-        )
+        """Delete a model's file from the models folder (the engine stops first if it runs
+        that model). Ollama's models are refused: their files are Ollama's."""
+        self.in_flight += 1
+        try:
+            async with self._lock:
+                entry = await self._find(model)
+                if self.process.running and self.process.model == entry.name:
+                    await self._stop_child()
+                    self.changed.emit(self.status)
+                try:
+                    async with asyncio.timeout(self.timeouts.request):
+                        await asyncio.to_thread(self.catalog_source.remove, entry)
+                except TimeoutError as exc:
+                    raise EngineError(
+                        f"Deleting {entry.name} took more than {self.timeouts.request:g} s."
+                    ) from exc
+                except CorralError as exc:
+                    if exc.host is None:
+                        exc.host = self.config.name
+                    raise
+        finally:
+            self.in_flight -= 1
 
     async def copy(self, source: str, destination: str) -> None:
         raise CapabilityMissing(
