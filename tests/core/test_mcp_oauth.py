@@ -15,7 +15,7 @@ import pytest
 from keyring.backends import fail
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
-from app.core.mcp.manager import McpManager, _KeyringTokenStorage
+from app.core.mcp.manager import McpManager
 from app.core.mcp.oauth import (
     WAITING_REASON,
     BrowserSignIn,
@@ -23,6 +23,7 @@ from app.core.mcp.oauth import (
     OAuthTokenStore,
     SignInError,
 )
+from app.core.mcp.session import KeyringTokenStorage
 from app.core.mcp.types import ServerConfig, ServerState, ServerStatus, Transport
 from app.core.secrets import SERVICE, SecretStore
 from tests.support.memory_keyring import MemoryKeyring
@@ -32,7 +33,7 @@ from tests.support.memory_keyring import MemoryKeyring
 async def test_tokens_kept_in_the_keyring_and_read_back(tmp_path: Path) -> None:
     backend = MemoryKeyring()
     store = OAuthTokenStore("remote", SecretStore(backend))
-    storage = _KeyringTokenStorage(store)
+    storage = KeyringTokenStorage(store)
     await storage.set_tokens(OAuthToken(access_token="at-1", refresh_token="rt-1", expires_in=60))
     await storage.set_client_info(
         OAuthClientInformationFull(
@@ -49,7 +50,7 @@ async def test_tokens_kept_in_the_keyring_and_read_back(tmp_path: Path) -> None:
     ] == ("at-1")
     assert store.not_kept == ""
 
-    again = _KeyringTokenStorage(OAuthTokenStore("remote", SecretStore(backend)))
+    again = KeyringTokenStorage(OAuthTokenStore("remote", SecretStore(backend)))
     tokens = await again.get_tokens()
     assert tokens is not None and tokens.access_token == "at-1" and tokens.refresh_token == "rt-1"
     assert await again.registered_port() == 4567
@@ -67,7 +68,7 @@ async def test_tokens_kept_in_the_keyring_and_read_back(tmp_path: Path) -> None:
 
 async def test_without_a_keyring_tokens_live_for_the_session_only() -> None:
     store = OAuthTokenStore("remote", SecretStore(fail.Keyring()))  # type: ignore[no-untyped-call]
-    storage = _KeyringTokenStorage(store)
+    storage = KeyringTokenStorage(store)
     assert await storage.get_tokens() is None
     await storage.set_tokens(OAuthToken(access_token="at-2"))
     tokens = await storage.get_tokens()

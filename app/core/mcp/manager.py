@@ -1,7 +1,10 @@
 """The MCP manager: every configured tool server kept running, its tools listed and callable.
 
-The only module of the app that imports the ``mcp`` SDK. What leaves it is plain values
-from :mod:`app.core.mcp.types`: statuses, tools, results and :class:`McpError`\\ s.
+What leaves it is plain values from :mod:`app.core.mcp.types`: statuses, tools, results
+and :class:`McpError`\\ s. The ``mcp`` SDK itself is used through
+:mod:`app.core.mcp.session`, which is imported only when the first server is connected
+(or tested), in a worker thread: the SDK is big and slow to import, and most starts of the
+app have no MCP server configured at all.
 
 One owner task per server opens the SDK's client inside itself and keeps it open: the SDK
 enters anyio cancel scopes and task groups when a connection opens, and they must be left
@@ -25,52 +28,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 import webbrowser
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-import anyio
-import httpx2
-from mcp import Client, MCPError, StdioServerParameters
-from mcp import types as mcp_types
-from mcp.client import Transport as SdkTransport
-from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, OAuthFlowError
-from mcp.client.session import IncomingMessage
-from mcp.client.sse import sse_client
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
-from mcp.shared.message import SessionMessage
-from pydantic import ValidationError
-
-from app import __version__
 from app.core.events import Event
-from app.core.mcp.oauth import (
-    CALLBACK_PATH,
-    BrowserOpener,
-    BrowserSignIn,
-    LoopbackCallback,
-    OAuthTokenStore,
-    SignInError,
-)
-from app.core.mcp.stdio import StderrTail, child_environment
+from app.core.mcp.oauth import BrowserOpener, OAuthTokenStore, SignInError
+from app.core.mcp.stdio import StderrTail
 from app.core.mcp.types import (
-    AudioPart,
-    ContentPart,
-    ImagePart,
     McpConfigError,
     McpError,
-    ResourcePart,
     ServerConfig,
     ServerState,
     ServerStatus,
     ServerUnavailable,
-    TextPart,
     ToolCallFailed,
     ToolInfo,
     ToolResult,
@@ -78,6 +55,11 @@ from app.core.mcp.types import (
     Transport,
 )
 from app.core.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from mcp import Client
+
+    from app.core.mcp.session import ConnectOptions
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +73,9 @@ _SDK_TIMER_MARGIN_S: Final = 1.0
 _STOP_GRACE_S: Final = 10.0
 # The longest a ping may take after a call lost its connection.
 _PING_TIMEOUT_S: Final = 10.0
-# Guard against a server whose tools/list never stops paginating.
-_MAX_TOOL_PAGES: Final = 100
-# An SSE stream or a long tool call may stay silent for this long at the HTTP level.
-_HTTP_READ_TIMEOUT_S: Final = 300.0
+# Where the SDK is used; imported by _import_sdk() when it is first needed.
+_SDK_MODULE: Final = "app.core.mcp.session"
+_sdk_imported = False
 
 _LIVE = (ServerState.READY, ServerState.DEGRADED)
 
@@ -124,58 +105,6 @@ class _Slot:
         """Hand the owner task a piece of work ("closed", "refresh", "check")."""
         self.pending.add(what)
         self.wake.set()
-
-
-class _WatchedReadStream:
-    """The transport's read stream, reporting its end (the server went away) once."""
-
-    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
-        self._inner = inner
-        self._on_end = on_end
-        self._ended = False
-
-    @property
-    def last_context(self) -> Any:
-        return getattr(self._inner, "last_context", None)
-
-    def _end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self._on_end()
-
-    async def receive(self) -> SessionMessage | Exception:
-        try:
-            item: SessionMessage | Exception = await self._inner.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._end()
-            raise
-        return item
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-@contextlib.asynccontextmanager
-async def _watched(
-    transport: SdkTransport, on_end: Callable[[], None]
-) -> AsyncIterator[tuple[Any, Any]]:
-    async with transport as (read_stream, write_stream):
-        yield _WatchedReadStream(read_stream, on_end), write_stream
 
 
 class McpManager:
@@ -371,6 +300,8 @@ class McpManager:
         timeout = timeout_s if timeout_s is not None else slot.config.timeout_s
         if timeout is None:
             timeout = self.call_timeout_s
+        from app.core.mcp import session as sdk  # imported already: the client came from it
+
         try:
             async with asyncio.timeout(timeout):
                 async with slot.semaphore:
@@ -379,10 +310,10 @@ class McpManager:
                     )
         except TimeoutError as exc:
             raise self._timed_out(slot, tool, timeout) from exc
-        except MCPError as exc:
-            if exc.code == mcp_types.REQUEST_TIMEOUT:
+        except sdk.MCPError as exc:
+            if exc.code == sdk.REQUEST_TIMEOUT:
                 raise self._timed_out(slot, tool, timeout) from exc
-            if exc.code == mcp_types.CONNECTION_CLOSED:
+            if exc.code == sdk.CONNECTION_CLOSED:
                 slot.ask("check")
                 raise ToolCallFailed(
                     f"The MCP server {server} lost its connection while running {tool}."
@@ -390,13 +321,13 @@ class McpManager:
             raise ToolCallFailed(
                 f"{tool} on the MCP server {server} failed: {exc.message}"
             ) from exc
-        except (ValidationError, RuntimeError) as exc:
+        except (sdk.ValidationError, RuntimeError) as exc:
             raise ToolCallFailed(
                 f"The MCP server {server} sent a result for {tool} that is not valid: {exc}"
             ) from exc
         if slot.status.state is ServerState.DEGRADED and slot.client is client:
             self._publish(slot, state=ServerState.READY, reason="")
-        return _result(result)
+        return sdk.tool_result(result)
 
     def _timed_out(self, slot: _Slot, tool: str, timeout: float) -> ToolTimeout:
         if slot.status.state is ServerState.READY:
@@ -419,13 +350,18 @@ class McpManager:
         """
         tail = StderrTail()
         try:
+            _check_config(config)
+            await _import_sdk()
+            from app.core.mcp import session as sdk
+
             async with contextlib.AsyncExitStack() as stack:
                 async with asyncio.timeout(self.connect_timeout_s) as deadline:
                     on_waiting = self._pause_while_waiting(deadline, None)
-                    transport = await self._open_transport(config, stack, tail, on_waiting)
-                    client = await stack.enter_async_context(self._client(transport, None))
-                    tools = await _list_tools(client, config.name)
-                version = _server_version(client)
+                    client = await sdk.open_client(
+                        config, stack, tail, self._connect_options(), on_waiting=on_waiting
+                    )
+                    tools = await sdk.list_tools(client, config.name)
+                version = sdk.server_version(client)
         except Exception as exc:
             why = self._describe(exc, config)
             return ServerStatus(
@@ -508,7 +444,7 @@ class McpManager:
                 log.warning(
                     "MCP server %s failed: %s", name, why, exc_info=log.isEnabledFor(logging.DEBUG)
                 )
-                if isinstance(_leaf(exc), SignInError | OAuthFlowError):
+                if _signing_in_failed(exc):
                     self._publish(
                         slot,
                         state=ServerState.FAILED,
@@ -555,15 +491,23 @@ class McpManager:
         """One connection, from connect to close; returns when asked to stop."""
         slot.reached_ready = False
         config = slot.config
+        _check_config(config)
+        await _import_sdk()
+        from app.core.mcp import session as sdk
+
         async with contextlib.AsyncExitStack() as stack:
             async with asyncio.timeout(self.connect_timeout_s) as deadline:
                 on_waiting = self._pause_while_waiting(deadline, slot)
-                transport = await self._open_transport(config, stack, slot.tail, on_waiting)
-                watched = _watched(transport, lambda: slot.ask("closed"))
-                client = await stack.enter_async_context(
-                    self._client(watched, lambda: slot.ask("refresh"))
+                client = await sdk.open_client(
+                    config,
+                    stack,
+                    slot.tail,
+                    self._connect_options(),
+                    on_waiting=on_waiting,
+                    on_closed=lambda: slot.ask("closed"),
+                    on_tools_changed=lambda: slot.ask("refresh"),
                 )
-                tools = await _list_tools(client, config.name)
+                tools = await sdk.list_tools(client, config.name)
             slot.client = client
             slot.reached_ready = True
             store = self._oauth_stores.get(config.name)
@@ -572,12 +516,14 @@ class McpManager:
                 state=ServerState.READY,
                 reason=store.not_kept if store is not None else "",
                 tools=tools,
-                server_version=_server_version(client),
+                server_version=sdk.server_version(client),
             )
             slot.serving = True
             await self._serve(slot, client)
 
     async def _serve(self, slot: _Slot, client: Client) -> None:
+        from app.core.mcp import session as sdk  # imported already: the client came from it
+
         remote = slot.config.transport is not Transport.STDIO
         while True:
             if remote and self.idle_ping_s > 0:
@@ -603,17 +549,19 @@ class McpManager:
                         await client.session.send_ping()
                 except TimeoutError as exc:
                     raise _ConnectionLost(f"it did not answer a ping within {limit:g} s") from exc
-                except MCPError as exc:
+                except sdk.MCPError as exc:
                     why = self._describe(exc, slot.config)
                     raise _ConnectionLost(f"it stopped answering ({why})") from exc
             if "refresh" in work:
                 await self._refresh(slot, client)
 
     async def _refresh(self, slot: _Slot, client: Client) -> None:
+        from app.core.mcp import session as sdk  # imported already: the client came from it
+
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                tools = await _list_tools(client, slot.config.name)
-        except (MCPError, TimeoutError, ValidationError) as exc:
+                tools = await sdk.list_tools(client, slot.config.name)
+        except (sdk.MCPError, TimeoutError, sdk.ValidationError) as exc:
             why = self._describe(exc, slot.config)
             self._publish(
                 slot,
@@ -647,104 +595,16 @@ class McpManager:
             store = self._oauth_stores[name] = OAuthTokenStore(name, self._oauth_secrets)
         return store
 
-    async def _oauth(
-        self,
-        config: ServerConfig,
-        stack: contextlib.AsyncExitStack,
-        on_waiting: Callable[[str], None] | None,
-    ) -> OAuthClientProvider | None:
-        """The OAuth provider for an HTTP/SSE server (None where an Authorization header is
-        configured); its loopback callback listens until the session closes."""
-        if any(key.strip().lower() == "authorization" for key in config.headers):
-            return None
-        store = self.oauth_store(config.name)
-        storage = _KeyringTokenStorage(store)
-        port = await storage.registered_port()
-        callback = await stack.enter_async_context(LoopbackCallback(port))
-        storage.redirect_uri = callback.redirect_uri
-        sign_in = BrowserSignIn(
-            callback,
+    def _connect_options(self) -> ConnectOptions:
+        from app.core.mcp.session import ConnectOptions
+
+        return ConnectOptions(
+            connect_timeout_s=self.connect_timeout_s,
+            call_timeout_s=self.call_timeout_s,
+            oauth_store=self.oauth_store,
             open_browser=self.open_browser,
-            timeout_s=self.sign_in_timeout_s,
-            on_waiting=on_waiting,
-        )
-
-        async def callback_handler() -> AuthorizationCodeResult:
-            result = await sign_in.wait()
-            return AuthorizationCodeResult(code=result.code, state=result.state, iss=result.iss)
-
-        metadata = OAuthClientMetadata(
-            client_name="Corral",
-            redirect_uris=[callback.redirect_uri],  # type: ignore[list-item]
-            grant_types=["authorization_code", "refresh_token"],
-            response_types=["code"],
-        )
-        return OAuthClientProvider(
-            config.url,
-            metadata,
-            storage,
-            redirect_handler=sign_in.redirect,
-            callback_handler=callback_handler,
-            client_metadata_url=self.oauth_client_metadata_url,
-        )
-
-    async def _open_transport(
-        self,
-        config: ServerConfig,
-        stack: contextlib.AsyncExitStack,
-        tail: StderrTail,
-        on_waiting: Callable[[str], None] | None = None,
-    ) -> SdkTransport:
-        """The SDK transport for ``config``; what it needs (stderr pipe, HTTP client, OAuth
-        callback) is entered into ``stack`` so that it closes after the session."""
-        if config.transport is Transport.STDIO:
-            if not config.command.strip():
-                raise McpConfigError("no command is configured")
-            errlog = await stack.enter_async_context(tail.capture(config.name))
-            params = StdioServerParameters(
-                command=config.command,
-                args=list(config.args),
-                env=child_environment(config.env),
-                cwd=config.cwd or None,
-            )
-            return stdio_client(params, errlog=errlog)
-        _check_url(config.url)
-        call_timeout = max(self.call_timeout_s, config.timeout_s or 0.0)
-        read_timeout = max(_HTTP_READ_TIMEOUT_S, call_timeout + 5.0)
-        auth = await self._oauth(config, stack, on_waiting)
-        if config.transport is Transport.SSE:
-            return sse_client(
-                config.url,
-                headers=dict(config.headers),
-                timeout=self.connect_timeout_s,
-                sse_read_timeout=read_timeout,
-                auth=auth,
-            )
-        http = httpx2.AsyncClient(
-            headers=dict(config.headers),
-            timeout=httpx2.Timeout(self.connect_timeout_s, read=read_timeout),
-            auth=auth,
-        )
-        await stack.enter_async_context(http)
-        return streamable_http_client(config.url, http_client=http)
-
-    def _client(
-        self, transport: SdkTransport, on_tools_changed: Callable[[], None] | None
-    ) -> Client:
-        async def on_message(message: IncomingMessage) -> None:
-            if isinstance(message, mcp_types.ToolListChangedNotification):
-                if on_tools_changed is not None:
-                    on_tools_changed()
-            elif isinstance(message, Exception):
-                log.debug("MCP transport reported %r", message)
-
-        return Client(
-            transport,
-            mode="legacy",
-            read_timeout_seconds=self.connect_timeout_s,
-            message_handler=on_message,
-            client_info=mcp_types.Implementation(name="corral", version=__version__),
-            cache=None,
+            sign_in_timeout_s=self.sign_in_timeout_s,
+            oauth_client_metadata_url=self.oauth_client_metadata_url,
         )
 
     def _describe(self, exc: BaseException, config: ServerConfig) -> str:
@@ -753,8 +613,6 @@ class McpManager:
         where = config.url or config.command
         if isinstance(exc, _ConnectionLost | McpError):
             return str(exc)
-        if isinstance(exc, OAuthFlowError):
-            return f"signing in with OAuth failed ({exc})"
         if isinstance(exc, TimeoutError):  # before OSError: it is one
             return f"it did not get ready within {self.connect_timeout_s:g} s"
         if isinstance(exc, FileNotFoundError):
@@ -763,24 +621,12 @@ class McpManager:
             return f"the command {config.command!r} may not be run (permission denied)"
         if isinstance(exc, OSError) and config.transport is Transport.STDIO:
             return f"the command {config.command!r} could not be started ({exc.strerror or exc})"
-        if isinstance(exc, httpx2.ConnectTimeout):
-            return f"{where} did not accept a connection within {self.connect_timeout_s:g} s"
-        if isinstance(exc, httpx2.ConnectError):
-            return f"nothing answers at {where}"
-        if isinstance(exc, httpx2.HTTPStatusError):
-            code = exc.response.status_code
-            hint = " (check the headers or the token)" if code in (401, 403) else ""
-            return f"{where} answered HTTP {code}{hint}"
-        if isinstance(exc, httpx2.HTTPError):
-            return f"the connection to {where} failed ({exc})"
-        if isinstance(exc, MCPError):
-            if exc.code == mcp_types.CONNECTION_CLOSED:
-                return "the connection was closed"
-            if exc.code == mcp_types.REQUEST_TIMEOUT:
-                return "it did not answer in time"
-            return f"it answered with an error: {exc.message}"
-        if isinstance(exc, ValidationError):
-            return "it sent a message that does not follow the MCP protocol"
+        if _sdk_imported:  # an error of the SDK or of HTTP can only come once it is in use
+            from app.core.mcp import session as sdk
+
+            said = sdk.describe(exc, where, self.connect_timeout_s)
+            if said is not None:
+                return said
         return f"{type(exc).__name__}: {exc}"
 
     def _publish(self, slot: _Slot, **changes: Any) -> None:
@@ -794,67 +640,6 @@ class McpManager:
             self.changed.emit(replace(new, stderr_tail=slot.tail.lines()))
 
 
-# -- OAuth ---------------------------------------------------------------------------------
-class _KeyringTokenStorage:
-    """The SDK's ``TokenStorage`` over an :class:`OAuthTokenStore` (keyring I/O off the loop).
-
-    A stored client registration made for another loopback redirect address is not
-    offered (the client registers again), since the authorization server would refuse it.
-    """
-
-    def __init__(self, store: OAuthTokenStore) -> None:
-        self._store = store
-        self.redirect_uri = ""
-
-    async def _load(self, what: str) -> str | None:
-        return await asyncio.to_thread(self._store.load, what)
-
-    async def _save(self, what: str, value: str) -> None:
-        await asyncio.to_thread(self._store.save, what, value)
-
-    async def _client(self) -> OAuthClientInformationFull | None:
-        raw = await self._load("client")
-        if not raw:
-            return None
-        try:
-            return OAuthClientInformationFull.model_validate_json(raw)
-        except ValidationError:
-            log.warning("the stored OAuth client of %s is not valid; ignored", self._store.server)
-            return None
-
-    async def registered_port(self) -> int:
-        """The loopback port of the stored client registration (0: none)."""
-        info = await self._client()
-        for uri in (info.redirect_uris or []) if info is not None else []:
-            parts = urlsplit(str(uri))
-            if parts.hostname == "127.0.0.1" and parts.path == CALLBACK_PATH and parts.port:
-                return parts.port
-        return 0
-
-    async def get_tokens(self) -> OAuthToken | None:
-        raw = await self._load("tokens")
-        if not raw:
-            return None
-        try:
-            return OAuthToken.model_validate_json(raw)
-        except ValidationError:
-            log.warning("the stored OAuth tokens of %s are not valid; ignored", self._store.server)
-            return None
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        await self._save("tokens", tokens.model_dump_json(exclude_none=True))
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        info = await self._client()
-        if info is None or not info.redirect_uris or not self.redirect_uri:
-            return info
-        registered = {str(uri) for uri in info.redirect_uris}
-        return info if self.redirect_uri in registered else None
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        await self._save("client", client_info.model_dump_json(exclude_none=True))
-
-
 # -- helpers ------------------------------------------------------------------------------
 def _unique(configs: Iterable[ServerConfig]) -> list[ServerConfig]:
     out: dict[str, ServerConfig] = {}
@@ -863,6 +648,38 @@ def _unique(configs: Iterable[ServerConfig]) -> list[ServerConfig]:
             raise McpConfigError(f"Two MCP servers are named {config.name!r}; names must differ.")
         out[config.name] = config
     return list(out.values())
+
+
+async def _import_sdk() -> None:
+    """Import :mod:`app.core.mcp.session` (and with it the ``mcp`` SDK) if that has not been
+    done yet. In a worker thread: the import takes most of a second, and on the event loop
+    it would freeze the UI for that long."""
+    global _sdk_imported
+    if not _sdk_imported:
+        await asyncio.to_thread(importlib.import_module, _SDK_MODULE)
+        _sdk_imported = True
+
+
+def _signing_in_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the first one inside it) ended a sign-in with OAuth."""
+    leaf = _leaf(exc)
+    if isinstance(leaf, SignInError):
+        return True
+    if not _sdk_imported:
+        return False
+    from app.core.mcp import session as sdk
+
+    return sdk.is_oauth_failure(leaf)
+
+
+def _check_config(config: ServerConfig) -> None:
+    """Refuse a server that cannot be connected as configured (no command, or no http(s)
+    URL), before anything is started for it."""
+    if config.transport is Transport.STDIO:
+        if not config.command.strip():
+            raise McpConfigError("no command is configured")
+    else:
+        _check_url(config.url)
 
 
 def _check_url(url: str) -> None:
@@ -876,64 +693,3 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
-
-
-def _server_version(client: Client) -> str:
-    info = client.server_info
-    if info is None:
-        return ""
-    return f"{info.name} {info.version}".strip()
-
-
-async def _list_tools(client: Client, server: str) -> tuple[ToolInfo, ...]:
-    tools: list[ToolInfo] = []
-    cursor: str | None = None
-    for _ in range(_MAX_TOOL_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        tools.extend(_tool_info(server, tool) for tool in page.tools)
-        cursor = page.next_cursor
-        if not cursor:
-            break
-    return tuple(tools)
-
-
-def _tool_info(server: str, tool: mcp_types.Tool) -> ToolInfo:
-    notes = tool.annotations
-    return ToolInfo(
-        server=server,
-        name=tool.name,
-        title=tool.title or (notes.title if notes is not None else None) or "",
-        description=tool.description or "",
-        input_schema=dict(tool.input_schema),
-        output_schema=dict(tool.output_schema) if tool.output_schema is not None else None,
-        read_only=notes.read_only_hint if notes is not None else None,
-        destructive=notes.destructive_hint if notes is not None else None,
-        idempotent=notes.idempotent_hint if notes is not None else None,
-        open_world=notes.open_world_hint if notes is not None else None,
-    )
-
-
-def _result(result: mcp_types.CallToolResult) -> ToolResult:
-    parts: list[ContentPart] = []
-    for block in result.content:
-        if isinstance(block, mcp_types.TextContent):
-            parts.append(TextPart(block.text))
-        elif isinstance(block, mcp_types.ImageContent):
-            parts.append(ImagePart(block.mime_type, block.data))
-        elif isinstance(block, mcp_types.AudioContent):
-            parts.append(AudioPart(block.mime_type, block.data))
-        elif isinstance(block, mcp_types.ResourceLink):
-            parts.append(ResourcePart(str(block.uri), mime_type=block.mime_type or ""))
-        elif isinstance(block, mcp_types.EmbeddedResource):
-            res = block.resource
-            text = res.text if isinstance(res, mcp_types.TextResourceContents) else ""
-            parts.append(ResourcePart(str(res.uri), text=text, mime_type=res.mime_type or ""))
-    structured: Mapping[str, Any] | None
-    raw = result.structured_content
-    if raw is None:
-        structured = None
-    elif isinstance(raw, Mapping):
-        structured = dict(raw)
-    else:  # any JSON value is allowed from 2026-07-28 on
-        structured = {"result": raw}
-    return ToolResult(tuple(parts), structured, bool(result.is_error))

@@ -11,7 +11,7 @@ browser hands the authorization code back.
 * :class:`BrowserSignIn` ties both to a browser opener (``webbrowser.open`` by default).
 
 The SDK glue (the ``TokenStorage`` protocol and the ``OAuthClientProvider``) lives in
-:mod:`app.core.mcp.manager`, the only module that imports ``mcp``.
+:mod:`app.core.mcp.session`, the only module that imports ``mcp``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The values of the MCP feature, shared by the config, the manager, the chat and the UI.
 
 Every value is a frozen dataclass with no SDK object inside; only
-:mod:`app.core.mcp.manager` imports ``mcp``.
+:mod:`app.core.mcp.session` imports ``mcp``.
 """
 
 from __future__ import annotations
