@@ -10,7 +10,6 @@ reported but are not failures: the check is of Corral, not of the network.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import shutil
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from app.main import Services
 
 log = logging.getLogger("corral.self_test")
@@ -69,6 +70,8 @@ async def run_checks(
 ) -> list[str]:
     """Run the checks once everything has started; return the failures (empty: passed).
     Closes the window at the end, whatever happened."""
+    import asyncio  # here, not at start-up: isolate() runs before the first paint
+
     errors = _Errors()
     logging.getLogger().addHandler(errors)
     failures: list[str] = []
@@ -90,6 +93,8 @@ async def run_checks(
 
 
 async def _check(failures: list[str], services: Services, timings: Any) -> None:
+    import asyncio  # here, not at start-up: isolate() runs before the first paint
+
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QDockWidget
 
