@@ -116,3 +116,43 @@ async def test_a_server_that_never_answers_still_fails_plainly() -> None:
         await host.aclose()
         server.stop()
     assert server.requests == 2  # once, and once more: never a loop
+
+
+class RecordingProxy(ClosingServer):
+    """An HTTP proxy on loopback that answers every request itself and keeps the request
+    lines (absolute URLs, as a proxy receives them)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        super().__init__()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            reader = conn.makefile("rb")
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = reader.readline()
+                if not line:
+                    return
+                head += line
+            self.lines.append(head.decode("latin-1").split("\r\n", 1)[0])
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: " + str(len(MODELS)).encode() + b"\r\n\r\n" + MODELS
+            )
+
+
+async def test_the_environments_proxy_settings_still_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = RecordingProxy()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    host = host_on("http://127.0.0.77:9")  # nothing listens there: only the proxy answers
+    try:
+        assert [m.name for m in await host.list_models()] == ["tiny"]
+    finally:
+        await host.aclose()
+        proxy.stop()
+    assert proxy.lines == ["GET http://127.0.0.77:9/v1/models HTTP/1.1"]

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -32,32 +32,27 @@ T = TypeVar("T")
 _STALE_CONNECTION = "without sending a response"
 
 
-class RetryStaleConnection(httpx.AsyncBaseTransport):
-    """Sends a request once more, on a new connection, when the server closed the
-    kept-alive connection it went out on before answering anything.
+class RetryStaleConnection(httpx.AsyncClient):
+    """An HTTP client that sends a request once more, on a new connection, when the
+    server closed the kept-alive connection it went out on before answering anything.
 
     Servers close idle connections on their own schedule (llama.cpp's server sometimes
     right after a streamed reply), and a request that leaves on such a connection fails
     at once with "Server disconnected without sending a response". Nothing of it was
     answered, so it is sent again, once; any other failure, or a second one, is the
-    caller's to see.
+    caller's to see. (A client, not a transport: the environment's proxy settings and
+    everything else httpx does per request stay as they are.)
     """
 
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self._inner = inner or httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         try:
-            return await self._inner.handle_async_request(request)
+            return await super().send(request, **kwargs)
         except httpx.RemoteProtocolError as exc:
             if _STALE_CONNECTION not in str(exc) or not isinstance(
                 request.stream, httpx.ByteStream
             ):
                 raise
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        return await super().send(request, **kwargs)
 
 
 async def drain_lines(lines: AsyncIterator[str], limit_s: float = 1.0) -> None:
@@ -104,11 +99,10 @@ class HttpHost:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(
+            self._http = RetryStaleConnection(
                 base_url=self.config.url,
                 headers=self.config.header_dict(),
                 timeout=self._httpx_timeout(),
-                transport=RetryStaleConnection(),
             )
         return self._http
 
