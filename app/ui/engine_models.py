@@ -79,6 +79,16 @@ def gguf_paths(mime: QMimeData) -> list[Path]:
     return out
 
 
+def gguf_links(mime: QMimeData) -> list[str]:
+    """The web addresses of ``.gguf`` files among dropped URLs (a link dragged from a
+    browser); query and fragment aside, the path must end in ``.gguf``."""
+    return [
+        url.toString()
+        for url in mime.urls()
+        if url.scheme() in ("http", "https") and url.path().lower().endswith(GGUF_SUFFIX)
+    ]
+
+
 def sha256_problem(text: str) -> str | None:
     """Why ``text`` is not a SHA-256 as the download takes it (None: it is, or empty)."""
     digest = text.strip().lower().removeprefix("sha256:")
@@ -446,7 +456,7 @@ class EngineModelsController(QObject):
 
         button.clicked.connect(self.show_menu)
         self.import_action.triggered.connect(self.choose_files)
-        self.download_action.triggered.connect(self.ask_url)
+        self.download_action.triggered.connect(lambda: self.ask_url())
         self.open_folder_action.triggered.connect(self.open_folder)
         window.modelsRefreshed.connect(self._on_models_refreshed)
 
@@ -508,11 +518,13 @@ class EngineModelsController(QObject):
             self._last_dir = paths[0].parent
             self.import_files(paths)
 
-    def ask_url(self) -> DownloadUrlDialog | None:
-        """Ask for a URL (and a SHA-256) to download (modeless)."""
+    def ask_url(self, url: str = "") -> DownloadUrlDialog | None:
+        """Ask for a URL (``url`` filled in) and a SHA-256 to download (modeless)."""
         if not self._available():
             return None
         dialog = DownloadUrlDialog(self.models_path(), self.window)
+        if url:
+            dialog.url_edit.setText(url)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.submitted.connect(self.start_download)
         dialog.finished.connect(lambda _r=0, d=dialog: self._forget_url_dialog(d))
@@ -589,8 +601,8 @@ class EngineModelsController(QObject):
             return super().eventFilter(watched, event)
         if not isinstance(event, QDropEvent):
             return False
-        paths = gguf_paths(event.mimeData())
-        if not paths:
+        mime = event.mimeData()
+        if not gguf_paths(mime) and not gguf_links(mime):
             event.ignore()  # not ours: the drag is not accepted
             return True
         event.setDropAction(Qt.DropAction.CopyAction)
@@ -600,11 +612,21 @@ class EngineModelsController(QObject):
         return True
 
     def drop(self, mime: QMimeData) -> bool:
-        """Import the GGUF files of a drop (one copy-or-link question for all of them);
-        False when the drop holds none."""
+        """Import the GGUF files of a drop (one copy-or-link question for all of them), or
+        for a dropped link to a GGUF file, open the download dialog with its address;
+        False when the drop holds neither."""
         paths = gguf_paths(mime)
         if not paths:
-            return False
+            links = gguf_links(mime)
+            if not links:
+                return False
+            if len(links) > 1:
+                self.window.statusBar().showMessage(
+                    f"{len(links)} links dropped: one download at a time, the first is filled in.",
+                    8000,
+                )
+            self.ask_url(links[0])
+            return True
         others = len(mime.urls()) - len(paths)
         if others:
             self.window.statusBar().showMessage(

@@ -162,11 +162,12 @@ class FileServer:
                 self._sockets.discard(handler.connection)
 
     def _answer(self, handler: _Handler, request: Request, head: bool) -> None:
-        data = self.files.get(request.path)
+        path = request.path.split("?", 1)[0]  # a query (?download=true) names no other file
+        data = self.files.get(path)
         if data is None:
             self._reply(handler, request, 404, b"not found", {"Content-Type": "text/plain"})
             return
-        etag = self.etag(request.path)
+        etag = self.etag(path)
         headers = {"Content-Type": self.content_type, "ETag": etag, "Accept-Ranges": "bytes"}
         start, status = 0, 200
         wanted = _RANGE.fullmatch(request.headers.get("range", "").strip())

@@ -207,6 +207,34 @@ async def test_a_drop_without_gguf_files_is_not_accepted(
         assert _files(models_dir) == []
 
 
+async def test_a_link_to_a_gguf_file_dropped_on_the_fleet_opens_the_download(
+    open_window: WindowOpener,
+    engine_registry: HostRegistry,
+    models_dir: Path,
+    tmp_path: Path,
+    server: FileServer,
+) -> None:
+    src = write_gguf(tmp_path / "src" / "linked-model.gguf", seed=13)
+    url = server.serve("/models/linked-model.gguf", src.read_bytes())
+    async with open_window(engine_registry) as window:
+        await _engine_shown(window)
+        web_page = QMimeData()
+        web_page.setUrls([QUrl("http://127.0.0.1:9/about.html")])
+        assert not _drag(window, web_page, "enter").isAccepted()  # not a model: refused
+
+        link = QMimeData()
+        link.setUrls([QUrl(url + "?download=true")])
+        assert _drag(window, link, "enter").isAccepted()
+        assert _drag(window, link, "drop").isAccepted()
+        asked = window.engine_models.url_dialog
+        assert asked is not None and asked.isVisible()
+        assert asked.url_edit.text() == url + "?download=true"  # to check, then Download
+        assert _files(models_dir) == []  # nothing fetched before the user says so
+        asked.sha_edit.setText(sha256_of(src))
+        asked.ok_button.click()
+        await wait_for(lambda: "linked-model" in model_names(window), timeout=15)
+
+
 async def test_a_file_that_is_not_gguf_is_refused_and_nothing_is_written(
     open_window: WindowOpener, engine_registry: HostRegistry, models_dir: Path, tmp_path: Path
 ) -> None:
