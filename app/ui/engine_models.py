@@ -38,7 +38,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.engine import engine_installed
-from app.core.engine.download import DownloadProgress, download, download_name
+from app.core.engine.download import (
+    DownloadProgress,
+    PausedDownload,
+    download,
+    download_name,
+    paused_downloads,
+)
 from app.core.engine.gguf_info import GGUF_SUFFIX
 from app.core.engine.models import ModelsFolder
 from app.core.errors import CorralError, InvalidInput
@@ -447,6 +453,14 @@ class EngineModelsController(QObject):
         self.open_folder_action = self._action("&Open models folder", "openModelsFolderAction")
         self.menu.addAction(self.import_action)
         self.menu.addAction(self.download_action)
+        # downloads left unfinished (also by an earlier run): read off the disk in a worker
+        # thread whenever the engine's models are read, never when the menu opens
+        self.paused_menu = self.menu.addMenu("&Resume a paused download")
+        self.paused_menu.setObjectName("pausedDownloadsMenu")
+        self.paused_menu.setEnabled(False)
+        self.menu.aboutToShow.connect(self.refresh_paused)  # filled in a moment later
+        self.paused: list[PausedDownload] = []
+        self._paused_task: asyncio.Task[None] | None = None
         self.menu.addSeparator()
         self.menu.addAction(self.open_folder_action)
         button.setToolTip(
@@ -518,13 +532,16 @@ class EngineModelsController(QObject):
             self._last_dir = paths[0].parent
             self.import_files(paths)
 
-    def ask_url(self, url: str = "") -> DownloadUrlDialog | None:
-        """Ask for a URL (``url`` filled in) and a SHA-256 to download (modeless)."""
+    def ask_url(self, url: str = "", sha256: str = "") -> DownloadUrlDialog | None:
+        """Ask for a URL and a SHA-256 to download (modeless; ``url`` and ``sha256``
+        filled in)."""
         if not self._available():
             return None
         dialog = DownloadUrlDialog(self.models_path(), self.window)
         if url:
             dialog.url_edit.setText(url)
+        if sha256:
+            dialog.sha_edit.setText(sha256)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.submitted.connect(self.start_download)
         dialog.finished.connect(lambda _r=0, d=dialog: self._forget_url_dialog(d))
@@ -775,6 +792,8 @@ class EngineModelsController(QObject):
         except CorralError as exc:
             dialog.fail(exc.message)
             self.window.show_error(exc.message)
+            self._downloading.discard(url)
+            self.refresh_paused()
             return
         finally:
             self._downloading.discard(url)
@@ -805,7 +824,34 @@ class EngineModelsController(QObject):
         self.window.models_changed(ENGINE_ID)
         self.modelsAdded.emit(list(names))
 
+    # -- paused downloads -------------------------------------------------------------
+    def refresh_paused(self) -> asyncio.Task[None]:
+        """Read the paused downloads of the models folder again (in a worker thread)."""
+        if self._paused_task is None or self._paused_task.done():
+            self._paused_task = self.tasks.spawn(self._read_paused(), name="paused downloads")
+        return self._paused_task
+
+    async def _read_paused(self) -> None:
+        try:
+            async with asyncio.timeout(10.0):
+                found = await asyncio.to_thread(paused_downloads, self.models_path())
+        except TimeoutError:
+            log.warning("The models folder %s took too long to read", self.models_path())
+            return
+        running = self._downloading
+        self.paused = [p for p in found if p.url not in running]
+        self.paused_menu.clear()
+        for paused in self.paused:
+            done = fmt.human_size(paused.done)
+            of = f" of {fmt.human_size(paused.total)}" if paused.total else ""
+            action = self.paused_menu.addAction(f"{paused.name}: {done}{of} so far")
+            action.setToolTip(paused.url)
+            action.triggered.connect(lambda _checked=False, p=paused: self.ask_url(p.url, p.sha256))
+        self.paused_menu.setEnabled(bool(self.paused))
+
     def _on_models_refreshed(self, host_id: str) -> None:
+        if host_id == ENGINE_ID:
+            self.refresh_paused()
         if (
             host_id == ENGINE_ID
             and self._select_after

@@ -15,6 +15,7 @@ from app.core.engine.download import (
     DownloadProgress,
     download,
     part_path,
+    paused_downloads,
 )
 from app.core.engine.models import ModelsFolder
 from app.core.errors import InvalidInput
@@ -147,6 +148,30 @@ async def test_cancelled_download_keeps_its_part_and_a_later_one_resumes(
 
     assert result.read_bytes() == model_bytes
     assert server.get_requests()[-1].headers["range"] == f"bytes={kept}-"
+
+
+async def test_a_paused_download_is_listed_with_what_it_needs_to_resume(
+    server: FileServer, folder: Path, model_bytes: bytes, model_file: Path
+) -> None:
+    url = server.serve("/paused.gguf", model_bytes)
+    server.hold_after = 1_500_000
+    digest = sha256_of(model_file)
+    part = part_path(folder, "paused.gguf")
+    task = asyncio.ensure_future(download(url, folder, sha256=digest))
+    await wait_for(lambda: part.exists() and part.stat().st_size >= 1_000_000, timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (folder / "orphan.gguf.part").write_bytes(b"GGUF")  # no note: cannot be resumed
+
+    [paused] = paused_downloads(folder)
+    assert (paused.name, paused.url, paused.sha256) == ("paused.gguf", url, digest)
+    assert paused.done == part.stat().st_size and paused.total == len(model_bytes)
+
+    server.release()
+    await download(paused.url, folder, sha256=paused.sha256)
+    assert paused_downloads(folder) == []
+    assert paused_downloads(folder / "no-such-folder") == []
 
 
 async def test_corrupted_file_fails_the_sha256_check_and_is_not_listed(

@@ -136,7 +136,12 @@ async def test_import_by_the_menu_copies_the_file_and_lists_the_model(
         window.add_model_button.click()
         await wait_for(lambda: controller.menu.isVisible())
         texts = [a.text().replace("&", "") for a in controller.menu.actions() if a.text()]
-        assert texts == ["Import GGUF file…", "Download from URL…", "Open models folder"]
+        assert texts == [
+            "Import GGUF file…",
+            "Download from URL…",
+            "Resume a paused download",
+            "Open models folder",
+        ]
         controller.menu.hide()
         window.pull_action.trigger()  # Ctrl+P on the engine: the same menu, not a pull
         await wait_for(lambda: controller.menu.isVisible())
@@ -501,3 +506,42 @@ async def test_delete_takes_a_model_file_out_of_the_models_folder(
         await wait_for(lambda: "old-model" not in model_names(window))
         assert _files(models_dir) == ["keeper.gguf"]
         assert "keeper" in model_names(window)
+
+
+async def test_a_paused_download_is_offered_again_from_the_menu(
+    open_window: WindowOpener,
+    engine_registry: HostRegistry,
+    models_dir: Path,
+    tmp_path: Path,
+    server: FileServer,
+) -> None:
+    url = _held_file(server, tmp_path, "later", seed=14)
+    digest = sha256_of(tmp_path / "src" / "later.gguf")
+    part = models_dir / "later.gguf.part"
+    async with open_window(engine_registry) as window:
+        controller = window.engine_models
+        await _engine_shown(window)
+        await controller.refresh_paused()
+        assert not controller.paused_menu.isEnabled()  # nothing paused yet
+
+        dialog = controller.start_download(url, digest)
+        assert dialog is not None
+        await wait_for(lambda: part.exists() and part.stat().st_size >= 1_000_000, timeout=10)
+        dialog.cancel_button.click()
+        await wait_for(lambda: dialog.state == "stopped", timeout=10)
+        dialog.close()
+
+        # as after a restart: the menu reads what the models folder keeps
+        await controller.refresh_paused()
+        [action] = controller.paused_menu.actions()
+        assert action.text().startswith("later.gguf: ") and action.text().endswith("so far")
+        assert action.toolTip() == url and controller.paused_menu.isEnabled()
+        action.trigger()
+        asked = controller.url_dialog
+        assert asked is not None and asked.isVisible()
+        assert (asked.url_edit.text(), asked.sha_edit.text()) == (url, digest)
+        server.release()
+        asked.ok_button.click()
+        await wait_for(lambda: "later" in model_names(window), timeout=15)
+        await controller.refresh_paused()
+        assert controller.paused_menu.actions() == [] and not controller.paused_menu.isEnabled()

@@ -41,9 +41,11 @@ __all__ = [
     "ChecksumMismatch",
     "DownloadFailed",
     "DownloadProgress",
+    "PausedDownload",
     "download",
     "download_name",
     "part_path",
+    "paused_downloads",
 ]
 
 _MAGIC = b"GGUF"
@@ -126,6 +128,57 @@ def download_name(url: str) -> str:
     parsed = _check_url(url)
     name = unquote(parsed.path.rstrip("/").rsplit("/", 1)[-1])
     return _check_name(name, url)
+
+
+@dataclass(frozen=True)
+class PausedDownload:
+    """A download left unfinished in the models folder (its ``.part`` file kept).
+
+    Attributes:
+        name: the model file it becomes ("qwen3-4b-q4_k_m.gguf").
+        url: where it comes from.
+        done: bytes downloaded so far.
+        total: the whole file's size, when the server said.
+        sha256: the checksum it was started with ("" none).
+    """
+
+    name: str
+    url: str
+    done: int
+    total: int | None = None
+    sha256: str = ""
+
+
+def paused_downloads(folder: Path) -> list[PausedDownload]:
+    """The downloads left unfinished in ``folder``, by name: every ``.part`` whose note
+    says where it came from (a part without one cannot be resumed and is not listed).
+    Blocking (a stat and a small read per part)."""
+    out: list[PausedDownload] = []
+    try:
+        parts = sorted(Path(folder).expanduser().glob("*" + GGUF_SUFFIX + PART_SUFFIX))
+    except OSError:
+        return out
+    for part in parts:
+        try:
+            done = part.stat().st_size
+            data = json.loads(part.with_name(part.name + ".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url:
+            continue
+        size = str(data.get("size", ""))
+        sha = data.get("sha256", "")
+        out.append(
+            PausedDownload(
+                part.name[: -len(PART_SUFFIX)],
+                url,
+                done,
+                int(size) if size.isdigit() else None,
+                sha if isinstance(sha, str) else "",
+            )
+        )
+    return out
 
 
 def part_path(folder: Path, name: str) -> Path:
@@ -249,6 +302,10 @@ class _Job:
         modified = response.headers.get("last-modified", "")
         if modified:
             note["last_modified"] = modified
+        if self.sha256:  # so that a download resumed later is checked as this one was
+            note["sha256"] = self.sha256
+        if self.total:
+            note["size"] = str(self.total)
         with contextlib.suppress(OSError):
             self.note.write_text(json.dumps(note), encoding="utf-8")
 
