@@ -35,11 +35,8 @@ from app.core.chat import ChatEngine, ChatOptions, ChatStore
 from app.core.engine import DEMO_FILE_NAME
 from app.core.hosts.base import ContentChunk
 from app.core.hosts.engine import ENGINE_ID, EngineHost, EngineSettings
-from app.core.hosts.registry import HostRegistry
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
 from bench import Result
-from tests.support.memory_keyring import MemoryKeyring
+from tests.support.engine import engine_registry
 
 TARGET_RATIO = 0.97
 MODEL = "gemma-3-270m"
@@ -71,13 +68,7 @@ def _prompt(i: int) -> str:
 async def _measure(
     folder: Path, workdir: Path, rounds: int, warmup: int, max_tokens: int, threads: int
 ) -> tuple[float, float, list[_Sample], list[_Sample]]:
-    registry = HostRegistry(
-        SettingsStore(workdir / "settings.json"),
-        SecretStore(MemoryKeyring()),
-        env={"CORRAL_ENGINE": "1"},
-    )
-    registry.remove("local")
-    registry.settings.models_dir = str(folder)
+    registry = engine_registry(workdir / "settings.json", folder)
     host = registry.host(ENGINE_ID)
     assert isinstance(host, EngineHost)
     host.settings = EngineSettings(ctx=2048, threads=threads, max_tokens=max_tokens)

@@ -60,6 +60,7 @@ from app.core.secrets import SecretStore
 from app.core.settings import Settings, SettingsStore
 from tests.fakes.gguf_files import write_gguf
 from tests.fakes.openai_server import FakeOpenAI
+from tests.support.engine import engine_registry
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for, wait_for_async
 
@@ -382,13 +383,7 @@ async def engine_fleet(
             return EngineHost(config, models=catalog(model_dir), process=make_process())
         return default_host_factory(config, settings)
 
-    registry = HostRegistry(
-        SettingsStore(tmp_path / "s.json"),
-        SecretStore(MemoryKeyring()),
-        env={"CORRAL_ENGINE": "1"},
-        host_factory=factory,
-    )
-    registry.remove("local")
+    registry = engine_registry(tmp_path / "s.json", model_dir, host_factory=factory)
     assert [c.id for c in registry.hosts()] == [ENGINE_ID]
     monitor = HealthMonitor(registry, policy)
     monitor.start()

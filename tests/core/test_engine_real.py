@@ -32,9 +32,7 @@ from app.core.hosts.engine import ENGINE_ID, IDLE_TEXT, EngineHost, EngineSettin
 from app.core.hosts.health import HealthMonitor, HealthPolicy, HostState
 from app.core.hosts.registry import HostRegistry
 from app.core.metrics.latency import LatencyBook
-from app.core.secrets import SecretStore
-from app.core.settings import SettingsStore
-from tests.support.memory_keyring import MemoryKeyring
+from tests.support.engine import engine_registry
 from tests.support.waiting import poll_until, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a real model on 2 cores
@@ -60,13 +58,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def fleet(
     models_dir: Path, tmp_path: Path
 ) -> AsyncIterator[tuple[HostRegistry, HealthMonitor]]:
-    registry = HostRegistry(
-        SettingsStore(tmp_path / "settings.json"),
-        SecretStore(MemoryKeyring()),
-        env={"CORRAL_ENGINE": "1"},
-    )
-    registry.remove("local")
-    registry.settings.models_dir = str(models_dir)
+    registry = engine_registry(tmp_path / "settings.json", models_dir)
     host = registry.host(ENGINE_ID)
     assert isinstance(host, EngineHost)
     host.settings = EngineSettings(ctx=2048, max_tokens=40)  # short replies

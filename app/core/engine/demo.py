@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import os
 import tempfile
 from pathlib import Path
 
-from app.core.engine import DEMO_FILE_NAME
+from app.core.engine import DEMO_FILE_NAME, module_installed
 from app.core.engine.gguf_info import InvalidModelFile, read_gguf
 from app.core.engine.models import DEMO_MODEL_NAME, ModelFile, ModelFolderError, ModelSource
 from app.core.errors import CorralError
@@ -40,10 +39,7 @@ class DemoUnavailable(CorralError):
 
 def demo_available() -> bool:
     """Whether the demo model's package is installed (it is not imported)."""
-    try:
-        return importlib.util.find_spec(DEMO_PACKAGE) is not None
-    except (ImportError, ValueError):
-        return False
+    return module_installed(DEMO_PACKAGE)
 
 
 def ensure_demo_model(folder: Path) -> ModelFile:

@@ -22,17 +22,23 @@ __all__ = [
     "template_for",
 ]
 
-# Gemma turns: a system message is folded into the first user turn; the assistant
-# speaks as "model"; every turn ends with <end_of_turn>.
-GEMMA3_TEMPLATE = """{{ bos_token }}
-{%- if messages and messages[0]['role'] == 'system' -%}
+# For the formats without a system role: ``preamble`` is the system message (with a blank
+# line after it) to put before the first user text, ``turns`` the messages after it.
+_FOLD_SYSTEM = """{%- if messages and messages[0]['role'] == 'system' -%}
   {%- set preamble = messages[0]['content'] | trim + '\n\n' -%}
   {%- set turns = messages[1:] -%}
 {%- else -%}
   {%- set preamble = '' -%}
   {%- set turns = messages -%}
 {%- endif -%}
-{%- for message in turns -%}
+"""
+
+# Gemma turns: a system message is folded into the first user turn; the assistant
+# speaks as "model"; every turn ends with <end_of_turn>.
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}\n"
+    + _FOLD_SYSTEM
+    + """{%- for message in turns -%}
   {%- set role = 'model' if message['role'] == 'assistant' else 'user' -%}
   {{- '<start_of_turn>' + role + '\n' -}}
   {{- preamble if loop.first else '' -}}
@@ -43,6 +49,7 @@ GEMMA3_TEMPLATE = """{{ bos_token }}
   {{- '<start_of_turn>model\n' -}}
 {%- endif -%}
 """
+)
 
 # Llama 3 turns: a header with the role, a blank line, the text, <|eot_id|>.
 LLAMA3_TEMPLATE = """{{ bos_token }}
@@ -86,15 +93,10 @@ PHI3_TEMPLATE = """
 
 # Mistral: [INST] user [/INST] answer</s>; a system message goes before the first
 # user text.
-MISTRAL_TEMPLATE = """{{ bos_token }}
-{%- if messages and messages[0]['role'] == 'system' -%}
-  {%- set preamble = messages[0]['content'] | trim + '\n\n' -%}
-  {%- set turns = messages[1:] -%}
-{%- else -%}
-  {%- set preamble = '' -%}
-  {%- set turns = messages -%}
-{%- endif -%}
-{%- for message in turns -%}
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}\n"
+    + _FOLD_SYSTEM
+    + """{%- for message in turns -%}
   {%- if message['role'] == 'assistant' -%}
     {{- ' ' + message['content'] | trim + eos_token -}}
   {%- else -%}
@@ -102,6 +104,7 @@ MISTRAL_TEMPLATE = """{{ bos_token }}
   {%- endif -%}
 {%- endfor -%}
 """
+)
 
 _BY_ARCHITECTURE = {
     "gemma": GEMMA3_TEMPLATE,
