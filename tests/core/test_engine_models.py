@@ -3,7 +3,6 @@ by copy or link, removal, the chat template Corral supplies, and the demo model.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from pathlib import Path
@@ -22,6 +21,7 @@ from app.core.engine.templates import GEMMA3_TEMPLATE
 from app.core.errors import InvalidInput
 from app.core.settings import Settings, default_models_dir
 from tests.fakes.gguf_files import sha256_of, write_gguf
+from tests.support.waiting import wait_for
 
 # -- reading a file's header ---------------------------------------------------------------
 
@@ -223,7 +223,9 @@ async def test_import_in_the_background_reports_progress_on_the_loop(tmp_path: P
     model = await folder.import_file_async(
         src, progress=lambda d, t: calls.append((d, t, threading.get_ident() == loop_thread))
     )
-    await asyncio.sleep(0)  # the last progress call was queued on the loop before we resumed
+    size = src.stat().st_size
+    # the last progress call is queued on the loop from the worker: wait for it, not a tick
+    await wait_for(lambda: calls and calls[-1][0] == size, timeout=5.0)
 
     assert model.path.exists() and calls
     assert calls[-1] == (src.stat().st_size, src.stat().st_size, True)
