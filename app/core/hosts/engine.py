@@ -520,11 +520,10 @@ class EngineHost:
 
 
 def _headers(api_key: str) -> tuple[tuple[str, str], ...]:
-    """The headers of every request to the engine's server: its key, and a connection of
-    its own per request. (llama.cpp's server sometimes closes a kept-alive connection just
-    after a streamed reply, and the next request on it fails before any answer; on
-    loopback a new connection costs a fraction of a millisecond.)"""
-    return (("Authorization", f"Bearer {api_key}"), ("Connection", "close"))
+    """The headers of every request to the engine's server: its key. (Its connections are
+    kept alive like every host's; one the server closed after a streamed reply is replaced
+    by the host's HTTP client, see :class:`app.core.hosts.http.RetryStaleConnection`.)"""
+    return (("Authorization", f"Bearer {api_key}"),)
 
 
 _SOURCE_NOTES = {
